@@ -1,0 +1,471 @@
+/**
+ * The ApiPolicy schema, defined once. The TypeScript types, the Ajv validator
+ * and the CRD in crds/ (see crd.ts) are all derived from these definitions, so a
+ * field exists in one place with one description.
+ *
+ * Conventions (apipolicy.md): PascalCase enums, Go-style durations, Kubernetes
+ * quantities for sizes, unknown fields rejected.
+ */
+import { type Static, type TSchema, Type } from '@sinclair/typebox';
+
+export const GROUP = 'tollgate.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = 'ApiPolicy';
+export const PLURAL = 'apipolicies';
+export const SINGULAR = 'apipolicy';
+export const SHORT_NAMES = ['apol'];
+
+/** A string enum that renders as `{type: string, enum: [...]}` (structural-schema friendly). */
+function StringEnum<const T extends string>(values: readonly T[], description: string, def?: T) {
+  return Type.Unsafe<T>({
+    type: 'string',
+    enum: [...values],
+    description,
+    ...(def === undefined ? {} : { default: def }),
+  });
+}
+
+/** A map with string keys; `additionalProperties` (not `patternProperties`) as the CRD needs. */
+function StringMap<V extends TSchema>(value: V, description: string) {
+  return Type.Unsafe<Record<string, Static<V>>>({ type: 'object', additionalProperties: value, description });
+}
+
+/** Go-style duration such as `30s`, `5m`, `1h30m`, `250ms`. */
+export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$';
+function Duration(description: string) {
+  return Type.String({ pattern: DURATION_PATTERN, description: `${description} Go-style duration (e.g. 30s, 5m, 1h).` });
+}
+
+/** Kubernetes quantity (`64Ki`, `1Mi`, `1000`), as an integer or a string. */
+export const QUANTITY_PATTERN =
+  '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$';
+function Quantity(description: string) {
+  return Type.Unsafe<number | string>({
+    anyOf: [{ type: 'integer' }, { type: 'string' }],
+    pattern: QUANTITY_PATTERN,
+    'x-kubernetes-int-or-string': true,
+    description: `${description} Kubernetes quantity (e.g. 64Ki, 1Mi) or a byte count.`,
+  });
+}
+
+/** A name or a list of names. Untyped in the CRD (structural schemas cannot say "string or list"). */
+function NameOrNames(description: string) {
+  return Type.Unsafe<string | string[]>({
+    oneOf: [
+      { type: 'string', minLength: 1 },
+      { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 },
+    ],
+    'x-kubernetes-preserve-unknown-fields': true,
+    description,
+  });
+}
+
+/** A free-form JSON Schema object (kept verbatim; compiled by the validator at compile time). */
+function JsonSchemaField(description: string) {
+  return Type.Unsafe<Record<string, unknown>>({
+    type: 'object',
+    'x-kubernetes-preserve-unknown-fields': true,
+    description,
+  });
+}
+
+const NAME_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
+function Name(description: string) {
+  return Type.String({ pattern: NAME_PATTERN, maxLength: 63, description });
+}
+
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'] as const;
+export type HttpMethod = (typeof HTTP_METHODS)[number];
+
+export const JWT_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+] as const;
+export const DEFAULT_JWT_ALGORITHMS = ['RS256', 'PS256', 'ES256', 'EdDSA'] as const;
+
+const LabelSelectorRequirement = Type.Object(
+  {
+    key: Type.String({ minLength: 1, description: 'Label key the requirement applies to.' }),
+    operator: StringEnum(['In', 'NotIn', 'Exists', 'DoesNotExist'], 'Relationship of the key to the values.'),
+    values: Type.Optional(
+      Type.Array(Type.String(), { description: 'Values for In/NotIn; must be empty for Exists/DoesNotExist.' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const LabelSelector = Type.Object(
+  {
+    matchLabels: Type.Optional(StringMap(Type.String(), 'Labels the pod must carry with exactly these values.')),
+    matchExpressions: Type.Optional(
+      Type.Array(LabelSelectorRequirement, { description: 'Set-based label requirements, all of which must hold.' }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: 'Pods (by label, in the policy namespace) this policy applies to; {} or omitted selects every meshed pod.',
+  },
+);
+
+const TokenSource = Type.Object(
+  {
+    header: Type.Optional(Type.String({ minLength: 1, description: 'Header that carries the token.' })),
+    prefix: Type.Optional(Type.String({ description: 'Prefix before the token in the header (e.g. "Bearer ").' })),
+    cookie: Type.Optional(Type.String({ minLength: 1, description: 'Cookie that carries the token.' })),
+  },
+  {
+    additionalProperties: false,
+    minProperties: 1,
+    description: 'Where to look for a token: {header, prefix} or {cookie}.',
+    'x-kubernetes-validations': [
+      { rule: 'has(self.header) != has(self.cookie)', message: 'exactly one of header or cookie' },
+      { rule: '!has(self.prefix) || has(self.header)', message: 'prefix only applies to a header' },
+    ],
+  },
+);
+
+const ClaimHeader = Type.Object(
+  {
+    claim: Type.String({ minLength: 1, description: 'Claim (dotted path) to copy.' }),
+    header: Type.String({ minLength: 1, description: 'Upstream header that receives the verified value.' }),
+  },
+  { additionalProperties: false },
+);
+
+export const JwtProvider = Type.Object(
+  {
+    name: Name('Provider name, referenced by allow rules (`jwt: NAME`).'),
+    issuer: Type.String({ minLength: 1, description: 'Expected `iss` claim.' }),
+    jwksUri: Type.Optional(
+      Type.String({ minLength: 1, description: 'HTTPS URL of the issuer JWKS (cached, refreshed on unknown kid).' }),
+    ),
+    jwks: Type.Optional(Type.String({ minLength: 1, description: 'Inline JWKS JSON, instead of jwksUri.' })),
+    audiences: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        description: 'Accepted `aud` values (any of). Omitted: the audience is not checked.',
+      }),
+    ),
+    algorithms: Type.Optional(
+      Type.Array(StringEnum(JWT_ALGORITHMS, 'A signature algorithm.'), {
+        minItems: 1,
+        description: 'Accepted `alg` values. Default [RS256, PS256, ES256, EdDSA]; none and HS* are never accepted.',
+      }),
+    ),
+    from: Type.Optional(
+      Type.Array(TokenSource, {
+        minItems: 1,
+        description: 'Where tokens are read from, in order. Default: the Authorization header with prefix "Bearer ".',
+      }),
+    ),
+    maxLifetime: Type.Optional(
+      Duration('Reject tokens without `exp`, or whose `exp - iat` exceeds this. Omitted: no lifetime bound.'),
+    ),
+    clockSkew: Type.Optional(Duration('Tolerance applied to `exp`, `nbf` and `iat`. Default 30s.')),
+    forwardToken: Type.Optional(
+      Type.Boolean({ default: true, description: 'Pass the token on to the app. Default true.' }),
+    ),
+    claimHeaders: Type.Optional(
+      Type.Array(ClaimHeader, {
+        description: 'Verified claims copied to upstream headers; incoming copies of these headers are removed.',
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: 'A JWT issuer whose tokens authenticate callers.',
+    'x-kubernetes-validations': [{ rule: 'has(self.jwksUri) != has(self.jwks)', message: 'exactly one of jwksUri or jwks' }],
+  },
+);
+
+const EmptyObject = (description: string) => Type.Object({}, { additionalProperties: false, description });
+
+const RateLimitKey = Type.Object(
+  {
+    ip: Type.Optional(EmptyObject('Key by client IP address.')),
+    peer: Type.Optional(EmptyObject('Key by mTLS peer identity (SPIFFE ID).')),
+    header: Type.Optional(Type.String({ minLength: 1, description: 'Key by the value of this request header.' })),
+    claim: Type.Optional(Type.String({ minLength: 1, description: 'Key by this verified JWT claim (dotted path).' })),
+  },
+  {
+    additionalProperties: false,
+    minProperties: 1,
+    maxProperties: 1,
+    description: 'What the bucket is keyed by: one of ip, peer, header, claim. Omitted: one bucket for the workload.',
+  },
+);
+
+export const RateLimit = Type.Object(
+  {
+    name: Name('Limit name, referenced by `rateLimit`.'),
+    key: Type.Optional(RateLimitKey),
+    limit: Type.Integer({ minimum: 1, description: 'Tokens added per period.' }),
+    period: Duration('Refill period.'),
+    burst: Type.Optional(
+      Type.Integer({ minimum: 0, default: 0, description: 'Extra capacity above limit. Default 0.' }),
+    ),
+    scope: Type.Optional(
+      StringEnum(['Local', 'Global'], 'Local: per sidecar. Global: shared by every replica through Redis.', 'Local'),
+    ),
+    exposeHeaders: Type.Optional(
+      Type.Boolean({
+        default: true,
+        description: 'Send RateLimit-* and X-RateLimit-* headers. Default true (429 and Retry-After are always sent).',
+      }),
+    ),
+  },
+  { additionalProperties: false, description: 'A token-bucket rate limit.' },
+);
+
+export const AllowRule = Type.Object(
+  {
+    jwt: Type.Optional(
+      Type.String({ minLength: 1, description: 'A valid token from this provider, or `Any` provider.' }),
+    ),
+    claims: Type.Optional(
+      StringMap(
+        Type.Array(Type.String(), { minItems: 1 }),
+        'Each claim (dotted path) equals, or as an array contains, one of the values. Implies a valid token.',
+      ),
+    ),
+    scopes: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        description: 'All of these in `scope` (space-separated) or `scp` (array). Implies a valid token.',
+      }),
+    ),
+    peers: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        description: 'mTLS peer SPIFFE IDs; `*` matches one whole segment.',
+      }),
+    ),
+    namespaces: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'mTLS peer namespaces.' }),
+    ),
+    ipBlocks: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Client address CIDRs.' }),
+    ),
+    when: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'CEL over request, params, claims, peer, source; must evaluate to true.',
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    minProperties: 1,
+    description: 'One alternative: holds when all of its fields hold.',
+  },
+);
+
+const Protection = Type.Object(
+  {
+    threshold: Type.Integer({ minimum: 1, description: 'Events within window that trigger a block.' }),
+    window: Duration('Sliding window the events are counted in.'),
+    block: Duration('How long the client is refused with 429.'),
+  },
+  { additionalProperties: false },
+);
+
+const RequestRules = Type.Object(
+  {
+    maxBodyBytes: Type.Optional(Quantity('Largest accepted request body (413 above). Default defaults.maxBodyBytes.')),
+    contentTypes: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        description: 'Accepted media types of a request body (415 otherwise).',
+      }),
+    ),
+    query: Type.Optional(JsonSchemaField('JSON Schema for the query parameters (an object of strings).')),
+    body: Type.Optional(JsonSchemaField('JSON Schema for a JSON request body.')),
+  },
+  { additionalProperties: false, description: 'Request validation for this route.' },
+);
+
+const ResponseRules = Type.Object(
+  {
+    omitFields: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        description: 'Fields (dotted paths, `*` for one level) removed from JSON response bodies.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const Deprecation = Type.Object(
+  {
+    since: Type.String({ minLength: 1, description: 'Date (YYYY-MM-DD) or RFC 3339 instant of deprecation.' }),
+    sunset: Type.Optional(
+      Type.String({ minLength: 1, description: 'Date or RFC 3339 instant after which the route answers 410.' }),
+    ),
+    link: Type.Optional(Type.String({ minLength: 1, description: 'Migration guide, sent as Link rel="deprecation".' })),
+  },
+  { additionalProperties: false },
+);
+
+export const Route = Type.Object(
+  {
+    name: Name('Route name (unique in the policy); used in logs, metrics and decisions.'),
+    methods: Type.Optional(
+      Type.Array(StringEnum(HTTP_METHODS, 'An HTTP method.'), {
+        minItems: 1,
+        description: 'Methods served. Omitted: every method except TRACE and CONNECT. HEAD is not implied by GET.',
+      }),
+    ),
+    path: Type.String({
+      minLength: 1,
+      description: 'Path template: literal segments, {param} for one segment, a final /** for any remainder.',
+    }),
+    public: Type.Optional(Type.Boolean({ description: 'No identity required (a bad token is still refused).' })),
+    allow: Type.Optional(
+      Type.Array(AllowRule, { minItems: 1, description: 'Alternatives; a request is allowed when any holds.' }),
+    ),
+    rateLimit: Type.Optional(NameOrNames('Rate limit name(s) for this route; overrides defaults.rateLimit.')),
+    timeout: Type.Optional(Duration('Upstream timeout for this route (504 after). Default 30s.')),
+    request: Type.Optional(RequestRules),
+    response: Type.Optional(ResponseRules),
+    deprecation: Type.Optional(Deprecation),
+  },
+  {
+    additionalProperties: false,
+    description: 'One operation of the API.',
+    'x-kubernetes-validations': [
+      { rule: '!(has(self.public) && self.public && has(self.allow))', message: 'public and allow are exclusive' },
+    ],
+  },
+);
+
+const Defaults = Type.Object(
+  {
+    allow: Type.Optional(
+      Type.Array(AllowRule, { minItems: 1, description: 'Allow rules for routes with neither allow nor public.' }),
+    ),
+    rateLimit: Type.Optional(NameOrNames('Rate limit name(s) for routes without their own.')),
+    maxBodyBytes: Type.Optional(Quantity('Largest accepted request body. Default 1Mi.')),
+  },
+  { additionalProperties: false },
+);
+
+export const ApiPolicySpec = Type.Object(
+  {
+    selector: Type.Optional(LabelSelector),
+    port: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 65535,
+        description: 'App port this policy protects; omitted = every inbound port.',
+      }),
+    ),
+    mode: Type.Optional(StringEnum(['Enforce', 'Audit'], 'Enforce, or Audit (evaluate and record, never block).', 'Enforce')),
+    mtls: Type.Optional(
+      Type.Object(
+        {
+          mode: Type.Optional(
+            StringEnum(
+              ['Strict', 'Permissive', 'Disabled'],
+              'Strict: mTLS only. Permissive: mTLS or plaintext. Disabled: plaintext only.',
+              'Permissive',
+            ),
+          ),
+        },
+        { additionalProperties: false, description: 'Inbound mutual TLS.' },
+      ),
+    ),
+    jwt: Type.Optional(Type.Array(JwtProvider, { description: 'JWT providers.' })),
+    rateLimits: Type.Optional(Type.Array(RateLimit, { description: 'Rate limits routes refer to by name.' })),
+    defaults: Type.Optional(Defaults),
+    unmatched: Type.Optional(
+      StringEnum(['Deny', 'Allow'], 'Requests matching no route: Deny (404) or Allow (forward, recorded).', 'Deny'),
+    ),
+    protection: Type.Optional(
+      Type.Object(
+        {
+          authFailures: Type.Optional(Protection),
+          unmatched: Type.Optional(Protection),
+        },
+        { additionalProperties: false, description: 'Temporary blocking of abusive clients.' },
+      ),
+    ),
+    routes: Type.Array(Route, { description: 'The declared API surface.' }),
+  },
+  { additionalProperties: false, description: 'Desired policy.' },
+);
+
+const Condition = Type.Object(
+  {
+    type: Type.String({ description: 'Accepted or Programmed.' }),
+    status: StringEnum(['True', 'False', 'Unknown'], 'Condition status.'),
+    reason: Type.String({ description: 'CamelCase reason.' }),
+    message: Type.Optional(Type.String({ description: 'Human-readable detail.' })),
+    observedGeneration: Type.Optional(Type.Integer({ description: 'Generation the condition was set for.' })),
+    lastTransitionTime: Type.Optional(Type.String({ format: 'date-time', description: 'Last status change.' })),
+  },
+  { additionalProperties: false },
+);
+
+export const ApiPolicyStatus = Type.Object(
+  {
+    observedGeneration: Type.Optional(Type.Integer({ description: 'Generation the operator last processed.' })),
+    conditions: Type.Optional(Type.Array(Condition, { description: 'Accepted and Programmed.' })),
+    workloads: Type.Optional(
+      Type.Object(
+        {
+          selected: Type.Integer({ minimum: 0, description: 'Sidecars this policy selects.' }),
+          programmed: Type.Integer({ minimum: 0, description: 'Sidecars running this generation.' }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    policyHash: Type.Optional(Type.String({ description: 'Content hash of the compiled policy.' })),
+  },
+  { additionalProperties: false, description: 'Observed state, written by the operator.' },
+);
+
+const ObjectMeta = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 253 }),
+    namespace: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
+    uid: Type.Optional(Type.String()),
+    generation: Type.Optional(Type.Integer()),
+    resourceVersion: Type.Optional(Type.String()),
+    creationTimestamp: Type.Optional(Type.String()),
+    labels: Type.Optional(StringMap(Type.String(), 'Labels.')),
+    annotations: Type.Optional(StringMap(Type.String(), 'Annotations.')),
+  },
+  // Kubernetes adds server-side fields (managedFields, ...): tolerated, not used.
+  { additionalProperties: true },
+);
+
+/** The whole resource as written in a file (the CRD's root schema is spec + status). */
+export const ApiPolicy = Type.Object(
+  {
+    apiVersion: Type.Literal(API_VERSION),
+    kind: Type.Literal(KIND),
+    metadata: ObjectMeta,
+    spec: ApiPolicySpec,
+    status: Type.Optional(ApiPolicyStatus),
+  },
+  { additionalProperties: false },
+);
+
+export type ApiPolicy = Static<typeof ApiPolicy>;
+export type ApiPolicySpec = Static<typeof ApiPolicySpec>;
+export type ApiPolicyStatus = Static<typeof ApiPolicyStatus>;
+export type JwtProvider = Static<typeof JwtProvider>;
+export type RateLimit = Static<typeof RateLimit>;
+export type AllowRule = Static<typeof AllowRule>;
+export type Route = Static<typeof Route>;
+export type LabelSelector = Static<typeof LabelSelector>;

@@ -1,0 +1,53 @@
+/**
+ * The single entry point for checking policy documents: schema first, then
+ * semantics (only on schema-valid documents, so semantic checks can rely on
+ * types). Used by the CLI, the compiler, the agent and the operator alike.
+ */
+import type { Diagnostic } from '../diagnostics.ts';
+import { parseYamlSource, type SourceDocument } from '../load/yaml-source.ts';
+import type { ApiPolicy } from '../schema/api-policy.ts';
+import { validateSchema } from './schema-validator.ts';
+import { validateSemantics } from './semantic.ts';
+
+/** Validates one parsed document; diagnostics carry field paths but no file position. */
+export function validatePolicy(doc: unknown): { policy: ApiPolicy | null; diagnostics: Diagnostic[] } {
+  const schemaDiagnostics = validateSchema(doc);
+  if (schemaDiagnostics.length > 0) return { policy: null, diagnostics: schemaDiagnostics };
+  const policy = doc as ApiPolicy;
+  const diagnostics = validateSemantics(policy.spec);
+  return { policy: diagnostics.some((d) => d.severity === 'error') ? null : policy, diagnostics };
+}
+
+export interface LoadedPolicy {
+  policy: ApiPolicy;
+  file?: string;
+  document: number;
+}
+
+export interface LoadResult {
+  /** Valid policies (documents with errors are left out). */
+  policies: LoadedPolicy[];
+  /** Every problem, positioned in its file. */
+  diagnostics: Diagnostic[];
+}
+
+function place(d: Diagnostic, doc: SourceDocument, file: string | undefined): Diagnostic {
+  const pos = doc.locate(d.path);
+  return { ...d, ...(file === undefined ? {} : { file }), line: pos.line, col: pos.col };
+}
+
+/**
+ * Parses and validates YAML text holding ApiPolicy documents. Empty documents
+ * are skipped; a document of another kind is an error (a policy file holds policies).
+ */
+export function loadPolicyText(text: string, file?: string): LoadResult {
+  const parsed = parseYamlSource(text, file);
+  const out: LoadResult = { policies: [], diagnostics: [...parsed.diagnostics] };
+  for (const doc of parsed.documents) {
+    if (doc.value === null || doc.value === undefined) continue;
+    const { policy, diagnostics } = validatePolicy(doc.value);
+    out.diagnostics.push(...diagnostics.map((d) => place(d, doc, file)));
+    if (policy) out.policies.push({ policy, ...(file === undefined ? {} : { file }), document: doc.index });
+  }
+  return out;
+}

@@ -1,0 +1,84 @@
+/**
+ * Enforces the module boundaries of docs style.md: policy/ is pure (no I/O, no
+ * agent/operator imports), the agent never imports a Kubernetes client, and only
+ * cli/ and config.ts files touch `process`.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+
+function* walk(dir: string): Generator<string> {
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) {
+      if (name === 'node_modules' || name === 'testdata') continue;
+      yield* walk(p);
+    } else if (p.endsWith('.ts') && !p.endsWith('.test.ts')) {
+      yield p;
+    }
+  }
+}
+
+const importRe = /(?:^|\n)\s*(?:import|export)\s[^;]*?from\s+['"]([^'"]+)['"]/g;
+const ioModules = /^(node:)?(fs|fs\/promises|net|http|https|http2|tls|dgram|child_process|dns|cluster|worker_threads)$/;
+
+interface Rule {
+  dir: string;
+  check(spec: string, file: string, text: string): string | undefined;
+}
+
+const rules: Rule[] = [
+  {
+    dir: 'policy',
+    check: (spec) =>
+      ioModules.test(spec)
+        ? `policy/ is pure and must not import ${spec}`
+        : /(^|\/)(agent|operator|cli)\//.test(spec)
+          ? `policy/ must not import ${spec}`
+          : undefined,
+  },
+  {
+    dir: 'agent',
+    check: (spec) =>
+      spec.startsWith('@kubernetes/') || /(^|\/)operator\//.test(spec)
+        ? `agent/ must not import ${spec}`
+        : undefined,
+  },
+];
+
+const problems: string[] = [];
+for (const rule of rules) {
+  let files: string[] = [];
+  try {
+    files = [...walk(join(root, rule.dir))];
+  } catch {
+    continue;
+  }
+  for (const file of files) {
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(importRe)) {
+      const msg = rule.check(m[1] ?? '', file, text);
+      if (msg) problems.push(`${relative(root, file)}: ${msg}`);
+    }
+  }
+}
+for (const dir of ['policy', 'agent', 'operator']) {
+  let files: string[] = [];
+  try {
+    files = [...walk(join(root, dir))];
+  } catch {
+    continue;
+  }
+  for (const file of files) {
+    if (file.endsWith('config.ts')) continue;
+    const text = readFileSync(file, 'utf8');
+    if (/\bprocess\.(env|exit|on|argv|stdout|stderr|kill)\b/.test(text)) {
+      problems.push(`${relative(root, file)}: only cli/ and config.ts files may touch process`);
+    }
+  }
+}
+if (problems.length > 0) {
+  for (const p of problems) console.error(p);
+  process.exitCode = 1;
+}
