@@ -1,0 +1,71 @@
+/**
+ * The `tollgate` command: wiring only. Parses the subcommand, runs it with the
+ * process's streams, and turns its result into an exit code (2 on bad usage).
+ */
+import { readFileSync } from 'node:fs';
+import { CHECK_HELP, runCheck } from './check.ts';
+import { type CliIo, EXIT, processIo, UsageError } from './cli-io.ts';
+import { runTest, TEST_HELP } from './test-cases.ts';
+import { runValidate, VALIDATE_HELP } from './validate.ts';
+
+export const MAIN_HELP = `Usage: tollgate COMMAND [options]
+
+Tollgate enforces ApiPolicy (mTLS identity, JWT, object-level authorization,
+rate limits, request validation) on every request reaching a pod.
+
+Commands:
+  validate FILE...                     check ApiPolicy files (exit 1 on any problem)
+  check -f FILE "METHOD /path" [...]   explain the decision for one request, offline
+  test -f FILE CASES.yaml              run request cases against a policy (CI)
+
+Run 'tollgate COMMAND --help' for a command's options.`;
+
+const COMMANDS: Record<string, { run: (args: string[], io: CliIo) => number; help: string }> = {
+  validate: { run: runValidate, help: VALIDATE_HELP },
+  check: { run: runCheck, help: CHECK_HELP },
+  test: { run: runTest, help: TEST_HELP },
+};
+
+function version(): string {
+  // cli/main.ts from source, dist/cli/main.js when built.
+  for (const rel of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'tollgate' && pkg.version) return pkg.version;
+    } catch {
+      // not at this level
+    }
+  }
+  return 'unknown';
+}
+
+/** Runs the CLI; returns the exit code. */
+export function main(argv: string[], io: CliIo): number {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    io.out(MAIN_HELP);
+    return command === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (command === '--version') {
+    io.out(version());
+    return EXIT.ok;
+  }
+  const cmd = COMMANDS[command];
+  if (!cmd) {
+    io.err(`tollgate: unknown command "${command}"\n\n${MAIN_HELP}`);
+    return EXIT.usage;
+  }
+  try {
+    return cmd.run(rest, io);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`tollgate ${command}: ${e.message}\nRun 'tollgate ${command} --help' for usage.`);
+      return EXIT.usage;
+    }
+    throw e;
+  }
+}
+
+if (import.meta.main) {
+  process.exitCode = main(process.argv.slice(2), processIo);
+}
