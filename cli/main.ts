@@ -47,7 +47,7 @@ export function main(argv: string[], io: CliIo): number {
     return command === undefined ? EXIT.usage : EXIT.ok;
   }
   if (command === '--version') {
-    io.out(version());
+    io.out(`tollgate ${version()} (node ${process.version})`);
     return EXIT.ok;
   }
   const cmd = COMMANDS[command];

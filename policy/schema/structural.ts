@@ -19,13 +19,13 @@ const map = (v: unknown): Node => (isNode(v) ? v : {});
 // apiextensions v1 JSONSchemaProps json tags (types_jsonschema.go): any other key is an unknown field.
 const KNOWN = new Set(
   words(`id $schema $ref description type format title default maximum exclusiveMaximum minimum
-    exclusiveMinimum maxLength minLength pattern maxItems minItems uniqueItems multipleOf enum maxProperties
-    minProperties required items allOf oneOf anyOf not properties additionalProperties patternProperties
-    dependencies additionalItems definitions externalDocs example nullable x-kubernetes-preserve-unknown-fields
-    x-kubernetes-embedded-resource x-kubernetes-int-or-string x-kubernetes-list-map-keys x-kubernetes-list-type
-    x-kubernetes-map-type x-kubernetes-validations`),
+    exclusiveMinimum maxLength minLength pattern maxItems minItems uniqueItems multipleOf enum
+    maxProperties minProperties required items allOf oneOf anyOf not properties additionalProperties
+    patternProperties dependencies additionalItems definitions externalDocs example nullable
+    x-kubernetes-preserve-unknown-fields x-kubernetes-embedded-resource x-kubernetes-int-or-string
+    x-kubernetes-list-map-keys x-kubernetes-list-type x-kubernetes-map-type x-kubernetes-validations`),
 );
-// convert.go validateUnsupportedFields + validation.go specStandardValidatorV3: known fields that are rejected.
+// convert.go validateUnsupportedFields, validation.go specStandardValidatorV3: known but rejected.
 const UNSUPPORTED = words('id $schema $ref patternProperties dependencies additionalItems definitions');
 // validation.go openapiV3Types: the only type names a CRD schema may use ("null" included: use nullable).
 const TYPES = words('array boolean integer number object string');
@@ -45,6 +45,7 @@ const JUNCTORS = ['allOf', 'anyOf', 'oneOf'] as const;
 const REASONS = words('FieldValueInvalid FieldValueForbidden FieldValueRequired FieldValueDuplicate');
 // apiextensions v1 ValidationRule json tags.
 const RULE_KEYS = words('rule message messageExpression reason fieldPath optionalOldSelf');
+const PUF = 'x-kubernetes-preserve-unknown-fields';
 // schema/validation.go validateStructuralInvariants: "type: Required value: must not be empty ...".
 const EMPTY_TYPE = {
   root: 'at the root',
@@ -100,7 +101,7 @@ function resolves(n: Node, fieldPath: string): boolean {
   return fieldPath.startsWith('.') && isNode(cur);
 }
 
-/** Returns the violations of `schema` (a CRD version's openAPIV3Schema); [] when the API server accepts it. */
+/** The violations of `schema` (a CRD version's openAPIV3Schema); [] when the API server accepts it. */
 export function checkStructural(schema: unknown, rootPath = 'openAPIV3Schema'): string[] {
   const errors: string[] = [];
   const add = (path: string, message: string): void => {
@@ -120,9 +121,8 @@ export function checkStructural(schema: unknown, rootPath = 'openAPIV3Schema'): 
     // validation.go / convert.go: "items must be a schema object and not an array".
     if (Array.isArray(n.items)) add(`${path}.items`, 'must be a schema object and not an array');
     // validation.go: type is one of openapiV3Types ("type cannot be set to null, use nullable").
-    if (has(n, 'type') && n.type !== '' && !TYPES.includes(String(n.type))) {
-      add(`${path}.type`, `unsupported type ${JSON.stringify(n.type)}: must be one of ${TYPES}`);
-    }
+    if (has(n, 'type') && n.type !== '' && !TYPES.includes(String(n.type)))
+      add(`${path}.type`, `must be one of ${TYPES}`);
     // schema/validation.go validateValueValidation: pattern must compile as RE2 (no lookaround/backrefs).
     if (has(n, 'pattern')) {
       let ok = typeof n.pattern === 'string' && !/\(\?<?[=!]|\\[1-9]/.test(n.pattern);
@@ -134,13 +134,10 @@ export function checkStructural(schema: unknown, rootPath = 'openAPIV3Schema'): 
       if (!ok) add(`${path}.pattern`, 'must be a valid (RE2) regular expression');
     }
     // formats.go supportedVersionedFormats for strings; OpenAPI int32/int64/float/double for numbers.
-    const format = typeof n.format === 'string' ? n.format : '';
-    if (
-      has(n, 'format') &&
-      !(NUM_FORMATS[String(n.type)]?.includes(format) || STRING_FORMATS.has(format.replaceAll('-', '')))
-    ) {
+    const f = typeof n.format === 'string' ? n.format : '';
+    const formatOk = NUM_FORMATS[String(n.type)]?.includes(f) || STRING_FORMATS.has(f.replaceAll('-', ''));
+    if (has(n, 'format') && !formatOk)
       add(`${path}.format`, `unsupported format ${JSON.stringify(n.format)}`);
-    }
   }
 
   /** A node under allOf/anyOf/oneOf/not: value validations only (schema/validation.go). */
@@ -159,7 +156,7 @@ export function checkStructural(schema: unknown, rootPath = 'openAPIV3Schema'): 
     }
   }
 
-  /** The junctors of n; skips the int-or-string anyOf exceptions (schema/validation.go isIntOrString*Pattern). */
+  /** The junctors of n, minus the int-or-string anyOf exceptions (schema/validation.go isIntOrString*). */
   function junctors(n: Node, path: string, skipAnyOf: boolean, structural: boolean): void {
     const allOf0 = structural && Array.isArray(n.allOf) && isIntOrString(map(n.allOf[0]).anyOf);
     for (const j of JUNCTORS) {
@@ -201,55 +198,47 @@ export function checkStructural(schema: unknown, rootPath = 'openAPIV3Schema'): 
       for (const k of Object.keys(rule)) if (!RULE_KEYS.includes(k)) add(`${at}.${k}`, 'unknown field');
       if (text('rule').trim() === '') add(`${at}.rule`, 'rule is not specified');
       for (const k of ['message', 'messageExpression', 'fieldPath']) {
-        if (has(rule, k) && text(k).trim() === '')
-          add(`${at}.${k}`, 'must be a non-empty string if specified');
+        if (has(rule, k) && text(k).trim() === '') add(`${at}.${k}`, 'must be non-empty if specified');
         else if (k !== 'messageExpression' && /[\r\n]/.test(text(k)))
-          add(`${at}.${k}`, 'must not contain line breaks');
+          add(`${at}.${k}`, 'must not have line breaks');
       }
-      if (/[\r\n]/.test(text('rule').trim()) && !has(rule, 'message') && !has(rule, 'messageExpression')) {
-        add(`${at}.message`, 'must be specified if rule contains line breaks');
-      }
+      const multiLine = /[\r\n]/.test(text('rule').trim()) && !has(rule, 'messageExpression');
+      if (multiLine && !has(rule, 'message'))
+        add(`${at}.message`, 'must be specified if rule has line breaks');
       if (has(rule, 'reason') && !REASONS.includes(text('reason')))
         add(`${at}.reason`, `must be one of ${REASONS}`);
-      if (has(rule, 'optionalOldSelf') && typeof rule.optionalOldSelf !== 'boolean') {
+      const oldSelf = rule.optionalOldSelf;
+      if (oldSelf !== undefined && typeof oldSelf !== 'boolean')
         add(`${at}.optionalOldSelf`, 'must be a boolean');
-      }
       // validation.go: fieldPath must be a valid path to a field of this node (dotted form checked here).
-      if (text('fieldPath').trim() !== '' && !resolves(n, text('fieldPath'))) {
-        add(`${at}.fieldPath`, 'must be a valid path to a field of this schema');
-      }
+      const fieldPath = text('fieldPath');
+      if (fieldPath.trim() !== '' && !resolves(n, fieldPath))
+        add(`${at}.fieldPath`, 'must be a valid field path');
     }
   }
 
   /** x-kubernetes-list-type / list-map-keys / map-type values and placement (validation.go). */
   function listAndMapTypes(n: Node, path: string): void {
-    const [listType, keys, mapType] = ['list-type', 'list-map-keys', 'map-type'].map(
-      (k) => n[`x-kubernetes-${k}`],
-    );
-    if (has(n, 'x-kubernetes-list-type')) {
-      if (!['atomic', 'set', 'map'].includes(String(listType))) {
-        add(`${path}.x-kubernetes-list-type`, 'must be one of atomic, set, map');
-      }
-      if (n.type !== 'array') add(`${path}.type`, 'must be array if x-kubernetes-list-type is specified');
-    }
-    if (listType === 'map') {
-      if (!Array.isArray(keys) || keys.length === 0) {
-        add(`${path}.x-kubernetes-list-map-keys`, 'must not be empty if x-kubernetes-list-type is map');
-      }
-      if (map(n.items).type !== 'object')
-        add(`${path}.items.type`, 'must be object for an array of type map');
-    } else if (has(n, 'x-kubernetes-list-map-keys')) {
-      add(`${path}.x-kubernetes-list-map-keys`, 'must be empty if x-kubernetes-list-type is not map');
-    }
-    if (has(n, 'x-kubernetes-map-type')) {
-      if (!['atomic', 'granular'].includes(String(mapType))) {
-        add(`${path}.x-kubernetes-map-type`, 'must be one of atomic, granular');
-      }
-      if (n.type !== 'object') add(`${path}.type`, 'must be object if x-kubernetes-map-type is specified');
-    }
+    const [lt, keys, mt] = ['list-type', 'list-map-keys', 'map-type'].map((k) => n[`x-kubernetes-${k}`]);
+    const x = `${path}.x-kubernetes-`;
+    if (lt !== undefined && !['atomic', 'set', 'map'].includes(String(lt)))
+      add(`${x}list-type`, 'must be atomic, set or map');
+    if (lt !== undefined && n.type !== 'array')
+      add(`${path}.type`, 'must be array if x-kubernetes-list-type is set');
+    const noKeys = !Array.isArray(keys) || keys.length === 0;
+    if (lt === 'map' && noKeys)
+      add(`${x}list-map-keys`, 'must not be empty if x-kubernetes-list-type is map');
+    if (lt === 'map' && map(n.items).type !== 'object')
+      add(`${path}.items.type`, 'must be object for a list map');
+    if (lt !== 'map' && keys !== undefined)
+      add(`${x}list-map-keys`, 'must be empty unless x-kubernetes-list-type is map');
+    if (mt !== undefined && !['atomic', 'granular'].includes(String(mt)))
+      add(`${x}map-type`, 'must be atomic or granular');
+    if (mt !== undefined && n.type !== 'object')
+      add(`${path}.type`, 'must be object if x-kubernetes-map-type is set');
   }
 
-  /** schema/validation.go: apiVersion/kind are strings; metadata is an object restricting name/generateName only. */
+  /** schema/validation.go: apiVersion/kind are strings; metadata only restricts name/generateName. */
   function rootMeta(props: Node, path: string) {
     for (const k of ['apiVersion', 'kind']) {
       if (isNode(props[k]) && props[k].type !== 'string')
@@ -260,12 +249,9 @@ export function checkStructural(schema: unknown, rootPath = 'openAPIV3Schema'): 
     if (meta.type !== 'object') add(`${path}.properties.metadata.type`, 'must be object');
     // A default here is reported on its own (validation.go: "must not be set in top-level metadata").
     const extra = Object.keys(meta).filter((k) => !['type', 'properties', 'default'].includes(k));
-    if (
-      extra.length > 0 ||
-      Object.keys(map(meta.properties)).some((k) => k !== 'name' && k !== 'generateName')
-    ) {
-      add(`${path}.properties.metadata`, 'must not specify anything other than name and generateName');
-    }
+    extra.push(...Object.keys(map(meta.properties)).filter((k) => k !== 'name' && k !== 'generateName'));
+    if (extra.length > 0)
+      add(`${path}.properties.metadata`, 'must not specify anything but name and generateName');
   }
 
   /** A node of the structural part: the root, a property, items or additionalProperties. */
@@ -273,21 +259,18 @@ export function checkStructural(schema: unknown, rootPath = 'openAPIV3Schema'): 
     if (!isNode(n)) return add(path, 'must be a schema object');
     keywords(n, path);
     const intOrString = n['x-kubernetes-int-or-string'] === true;
-    const preserve = n['x-kubernetes-preserve-unknown-fields'];
+    const preserve = n[PUF];
     const typed = typeof n.type === 'string' && n.type !== '';
-    // schema/validation.go validateStructuralInvariants: non-empty type unless int-or-string or preserve-unknown.
+    // schema/validation.go validateStructuralInvariants: a type unless int-or-string or preserve-unknown.
     if (!typed && !intOrString && preserve !== true)
       add(`${path}.type`, `must not be empty ${EMPTY_TYPE[level]}`);
     // validation.go: "x-kubernetes-preserve-unknown-fields must be true or undefined".
-    if (has(n, 'x-kubernetes-preserve-unknown-fields') && preserve !== true) {
-      add(`${path}.x-kubernetes-preserve-unknown-fields`, 'must be true or undefined');
-    }
+    if (preserve !== undefined && preserve !== true) add(`${path}.${PUF}`, 'must be true or undefined');
     // validation.go: type must be empty if x-kubernetes-int-or-string is true (the anyOf carries the types).
     if (intOrString && typed) add(`${path}.type`, 'must be empty if x-kubernetes-int-or-string is true');
     // schema/validation.go validateExtensions: int-or-string excludes preserve-unknown-fields.
-    if (intOrString && preserve === true) {
-      add(`${path}.x-kubernetes-preserve-unknown-fields`, 'must be false if x-kubernetes-int-or-string');
-    }
+    if (intOrString && preserve === true)
+      add(`${path}.${PUF}`, 'must be false if x-kubernetes-int-or-string');
     if (level === 'root') {
       // schema/validation.go + validation.go: the root is a non-nullable object without additionalProperties.
       if (typed && n.type !== 'object') add(`${path}.type`, 'must be object at the root');
@@ -307,24 +290,22 @@ export function checkStructural(schema: unknown, rootPath = 'openAPIV3Schema'): 
     else if (has(n, 'additionalProperties') && ap !== true)
       walk(ap, `${path}.additionalProperties`, 'field', inMeta);
     // validation.go: "additionalProperties and properties are mutual exclusive".
-    if (Object.keys(props).length > 0 && (ap === false || isNode(ap))) {
+    const exclusive = Object.keys(props).length > 0 && (ap === false || isNode(ap));
+    if (exclusive)
       add(`${path}.additionalProperties`, 'additionalProperties and properties are mutual exclusive');
-    }
     // schema/validation.go: an array node's items "must be specified".
     if (n.type === 'array' && !has(n, 'items')) add(`${path}.items`, 'must be specified');
     if (isNode(n.items)) walk(n.items, `${path}.items`, 'item', inMeta);
     junctors(n, path, false, true);
     complete({ allOf: n.allOf, anyOf: n.anyOf, oneOf: n.oneOf, not: n.not }, n, path, path);
-    // validation.go withForbiddenDefaults("in top-level metadata"); elsewhere a default must prune and validate.
-    if (has(n, 'default')) {
-      const problem = inMeta ? 'must not be set in top-level metadata' : defaultProblem(n.default, n);
-      if (problem) add(`${path}.default`, problem);
-    }
+    // validation.go: withForbiddenDefaults("in top-level metadata"); else a default must prune and validate.
+    const problem = inMeta ? 'must not be set in top-level metadata' : defaultProblem(n.default, n);
+    if (has(n, 'default') && problem) add(`${path}.default`, problem);
     // kube-openapi validates enum values against the node's type.
     if (has(n, 'enum') && !Array.isArray(n.enum)) add(`${path}.enum`, 'must be a list');
-    for (const [i, v] of (Array.isArray(n.enum) ? n.enum : []).entries()) {
-      if (!typeOk(v, n)) add(`${path}.enum[${i}]`, `must be of type ${String(n.type)}`);
-    }
+    const list = Array.isArray(n.enum) ? n.enum : [];
+    for (const [i, v] of list.entries())
+      if (!typeOk(v, n)) add(`${path}.enum[${i}]`, `must be a ${String(n.type)}`);
     if (has(n, 'x-kubernetes-validations')) rules(n, path);
     listAndMapTypes(n, path);
   }

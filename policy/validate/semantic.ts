@@ -42,21 +42,36 @@ const SPIFFE = /^spiffe:\/\/([a-z0-9._-]+|\*)(\/([A-Za-z0-9._~!$&'()+,=:@%-]+|\*
 export function validateSemantics(spec: ApiPolicySpec): Diagnostic[] {
   const out: Diagnostic[] = [];
   const at = (...p: (string | number)[]): FieldPath => ['spec', ...p];
-  checkSelector(spec, out);
-  const providers = checkProviders(spec.jwt ?? [], out);
-  const limits = checkRateLimits(spec, providers.size > 0, out);
+  // Each group is guarded: on a schema-invalid document (validated anyway, so every
+  // problem is reported at once) a malformed part must not hide the others.
+  guard(() => checkSelector(spec, out));
+  const providers = guard(() => checkProviders(spec.jwt ?? [], out)) ?? new Set<string>();
+  const limits = guard(() => checkRateLimits(spec, providers.size > 0, out)) ?? new Set<string>();
   const refs = { providers, limits };
-  if (spec.defaults?.allow) checkAllowList(spec.defaults.allow, at('defaults', 'allow'), refs, null, out);
-  checkLimitRefs(spec.defaults?.rateLimit, at('defaults', 'rateLimit'), limits, out);
-  checkSize(spec.defaults?.maxBodyBytes, at('defaults', 'maxBodyBytes'), out);
-  for (const kind of ['authFailures', 'unmatched'] as const) {
-    const p = spec.protection?.[kind];
-    if (!p) continue;
-    checkDuration(p.window, at('protection', kind, 'window'), out);
-    checkDuration(p.block, at('protection', kind, 'block'), out);
-  }
-  checkRoutes(spec, refs, out);
+  guard(() => {
+    if (spec.defaults?.allow) checkAllowList(spec.defaults.allow, at('defaults', 'allow'), refs, null, out);
+  });
+  guard(() => checkLimitRefs(spec.defaults?.rateLimit, at('defaults', 'rateLimit'), limits, out));
+  guard(() => checkSize(spec.defaults?.maxBodyBytes, at('defaults', 'maxBodyBytes'), out));
+  guard(() => {
+    for (const kind of ['authFailures', 'unmatched'] as const) {
+      const p = spec.protection?.[kind];
+      if (!p) continue;
+      checkDuration(p.window, at('protection', kind, 'window'), out);
+      checkDuration(p.block, at('protection', kind, 'block'), out);
+    }
+  });
+  guard(() => checkRoutes(spec, refs, out));
   return out;
+}
+
+function guard<T>(fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch {
+    // Only reachable on input the schema already rejected; its diagnostics say why.
+    return undefined;
+  }
 }
 
 interface Refs {
@@ -103,7 +118,8 @@ function checkProviders(providers: JwtProvider[], out: Diagnostic[]): Set<string
     const seen = new Set<string>();
     (p.claimHeaders ?? []).forEach((ch, j) => {
       const h = ch.header.toLowerCase();
-      if (!HEADER_NAME.test(ch.header)) out.push(error(at('claimHeaders', j, 'header'), 'is not a valid header name'));
+      if (!HEADER_NAME.test(ch.header))
+        out.push(error(at('claimHeaders', j, 'header'), 'is not a valid header name'));
       else if (RESERVED_HEADERS.has(h) || h.startsWith('proxy-')) {
         out.push(error(at('claimHeaders', j, 'header'), `"${h}" cannot carry claims`));
       } else if (seen.has(h)) out.push(error(at('claimHeaders', j, 'header'), `header "${h}" is set twice`));
@@ -174,7 +190,12 @@ function checkRateLimits(spec: ApiPolicySpec, hasProviders: boolean, out: Diagno
   return names;
 }
 
-function checkLimitRefs(ref: string | string[] | undefined, path: FieldPath, limits: Set<string>, out: Diagnostic[]) {
+function checkLimitRefs(
+  ref: string | string[] | undefined,
+  path: FieldPath,
+  limits: Set<string>,
+  out: Diagnostic[],
+) {
   if (ref === undefined) return;
   const list = typeof ref === 'string' ? [ref] : ref;
   list.forEach((name, i) => {
@@ -207,18 +228,33 @@ function checkAllowList(
   rules.forEach((rule, i) => checkAllowRule(rule, [...path, i], refs, template, out));
 }
 
-function checkAllowRule(rule: AllowRule, path: FieldPath, refs: Refs, tpl: PathTemplate | null, out: Diagnostic[]) {
+function checkAllowRule(
+  rule: AllowRule,
+  path: FieldPath,
+  refs: Refs,
+  tpl: PathTemplate | null,
+  out: Diagnostic[],
+) {
   const needsToken = rule.jwt !== undefined || rule.claims !== undefined || rule.scopes !== undefined;
-  if (needsToken && refs.providers.size === 0) out.push(error(path, 'needs a token, but spec.jwt declares no provider'));
+  if (needsToken && refs.providers.size === 0)
+    out.push(error(path, 'needs a token, but spec.jwt declares no provider'));
   if (rule.jwt !== undefined && rule.jwt !== 'Any' && !refs.providers.has(rule.jwt)) {
-    out.push(error([...path, 'jwt'], `unknown jwt provider "${rule.jwt}" (declare it in spec.jwt, or use Any)`));
+    out.push(
+      error([...path, 'jwt'], `unknown jwt provider "${rule.jwt}" (declare it in spec.jwt, or use Any)`),
+    );
   }
   for (const claim of Object.keys(rule.claims ?? {})) {
-    if (claim.split('.').some((s) => s === '')) out.push(error([...path, 'claims', claim], 'has an empty path segment'));
+    if (claim.split('.').some((s) => s === ''))
+      out.push(error([...path, 'claims', claim], 'has an empty path segment'));
   }
   (rule.peers ?? []).forEach((peer, j) => {
     if (peer !== '*' && !SPIFFE.test(peer)) {
-      out.push(error([...path, 'peers', j], 'must be a SPIFFE ID (spiffe://trust-domain/path, "*" as a whole segment)'));
+      out.push(
+        error(
+          [...path, 'peers', j],
+          'must be a SPIFFE ID (spiffe://trust-domain/path, "*" as a whole segment)',
+        ),
+      );
     }
   });
   (rule.ipBlocks ?? []).forEach((block, j) => {
@@ -230,7 +266,8 @@ function checkAllowRule(rule: AllowRule, path: FieldPath, refs: Refs, tpl: PathT
     else if (tpl) {
       const params = new Set(tpl.segments.flatMap((s) => (s.kind === 'param' ? [s.name] : [])));
       for (const ref of r.when.paramRefs) {
-        if (!params.has(ref)) out.push(error([...path, 'when'], `params.${ref} is not a parameter of ${tpl.source}`));
+        if (!params.has(ref))
+          out.push(error([...path, 'when'], `params.${ref} is not a parameter of ${tpl.source}`));
       }
     }
   }
@@ -248,33 +285,53 @@ function isCidrOrIp(text: string): boolean {
 
 function checkRoutes(spec: ApiPolicySpec, refs: Refs, out: Diagnostic[]): void {
   const names = new Map<string, number>();
-  const parsed: { route: Route; index: number; template: PathTemplate; methods: readonly string[] }[] = [];
-  spec.routes.forEach((route, i) => {
-    const at = (...s: (string | number)[]): FieldPath => ['spec', 'routes', i, ...s];
-    if (names.has(route.name)) {
-      out.push(error(at('name'), `duplicate route name "${route.name}" (also routes[${names.get(route.name)}])`));
-    } else names.set(route.name, i);
-    if (route.methods && new Set(route.methods).size !== route.methods.length) {
-      out.push(error(at('methods'), 'lists a method twice'));
-    }
-    const t = parseTemplate(route.path);
-    if (!t.ok) out.push(error(at('path'), t.message));
-    const template = t.ok ? t.template : null;
-    if (template) parsed.push({ route, index: i, template, methods: route.methods ?? defaultMethods() });
-    checkRouteAccess(spec, route, at, refs, template, out);
-    checkLimitRefs(route.rateLimit, at('rateLimit'), refs.limits, out);
-    checkDuration(route.timeout, at('timeout'), out);
-    checkRouteRequest(route, at, out);
-    checkRouteDeprecation(route, at, out);
-    (route.response?.omitFields ?? []).forEach((f, j) => {
-      if (f.split('.').some((s) => s === '')) out.push(error(at('response', 'omitFields', j), 'has an empty path segment'));
-    });
+  const parsed: ParsedRoute[] = [];
+  spec.routes.forEach((route, i) => guard(() => checkRoute(spec, route, i, refs, names, parsed, out)));
+  checkConflicts(parsed, out);
+}
+
+type ParsedRoute = { route: Route; index: number; template: PathTemplate; methods: readonly string[] };
+
+function checkRoute(
+  spec: ApiPolicySpec,
+  route: Route,
+  i: number,
+  refs: Refs,
+  names: Map<string, number>,
+  parsed: ParsedRoute[],
+  out: Diagnostic[],
+): void {
+  const at = (...s: (string | number)[]): FieldPath => ['spec', 'routes', i, ...s];
+  if (names.has(route.name)) {
+    out.push(
+      error(at('name'), `duplicate route name "${route.name}" (also routes[${names.get(route.name)}])`),
+    );
+  } else names.set(route.name, i);
+  if (route.methods && new Set(route.methods).size !== route.methods.length) {
+    out.push(error(at('methods'), 'lists a method twice'));
+  }
+  const t = parseTemplate(route.path);
+  if (!t.ok) out.push(error(at('path'), t.message));
+  const template = t.ok ? t.template : null;
+  if (template) parsed.push({ route, index: i, template, methods: route.methods ?? defaultMethods() });
+  checkRouteAccess(spec, route, at, refs, template, out);
+  checkLimitRefs(route.rateLimit, at('rateLimit'), refs.limits, out);
+  checkDuration(route.timeout, at('timeout'), out);
+  checkRouteRequest(route, at, out);
+  checkRouteDeprecation(route, at, out);
+  (route.response?.omitFields ?? []).forEach((f, j) => {
+    if (f.split('.').some((s) => s === ''))
+      out.push(error(at('response', 'omitFields', j), 'has an empty path segment'));
   });
+}
+
+function checkConflicts(parsed: readonly ParsedRoute[], out: Diagnostic[]): void {
   for (let a = 0; a < parsed.length; a++) {
     for (let b = a + 1; b < parsed.length; b++) {
       const x = parsed[a];
       const y = parsed[b];
-      if (!x || !y || x.template.shape !== y.template.shape || !methodsOverlap(x.methods, y.methods)) continue;
+      if (!x || !y || x.template.shape !== y.template.shape || !methodsOverlap(x.methods, y.methods))
+        continue;
       const common = x.methods.filter((m) => y.methods.includes(m)).join(', ');
       out.push(
         error(
@@ -288,11 +345,20 @@ function checkRoutes(spec: ApiPolicySpec, refs: Refs, out: Diagnostic[]): void {
 
 type At = (...s: (string | number)[]) => FieldPath;
 
-function checkRouteAccess(spec: ApiPolicySpec, route: Route, at: At, refs: Refs, tpl: PathTemplate | null, out: Diagnostic[]) {
+function checkRouteAccess(
+  spec: ApiPolicySpec,
+  route: Route,
+  at: At,
+  refs: Refs,
+  tpl: PathTemplate | null,
+  out: Diagnostic[],
+) {
   if (route.public === true && route.allow) out.push(error(at('public'), 'public and allow are exclusive'));
   if (route.allow) checkAllowList(route.allow, at('allow'), refs, tpl, out);
   if (route.public !== true && !route.allow && !spec.defaults?.allow) {
-    out.push(warning(at(), 'has neither allow nor public and there is no defaults.allow: every request is denied'));
+    out.push(
+      warning(at(), 'has neither allow nor public and there is no defaults.allow: every request is denied'),
+    );
   }
 }
 
@@ -301,7 +367,8 @@ function checkRouteRequest(route: Route, at: At, out: Diagnostic[]): void {
   if (!req) return;
   checkSize(req.maxBodyBytes, at('request', 'maxBodyBytes'), out);
   (req.contentTypes ?? []).forEach((ct, j) => {
-    if (!MEDIA_RANGE.test(ct)) out.push(error(at('request', 'contentTypes', j), 'is not a media type such as application/json'));
+    if (!MEDIA_RANGE.test(ct))
+      out.push(error(at('request', 'contentTypes', j), 'is not a media type such as application/json'));
   });
   for (const part of ['query', 'body'] as const) {
     const schema = req[part];
@@ -314,11 +381,14 @@ function checkRouteDeprecation(route: Route, at: At, out: Diagnostic[]): void {
   const d = route.deprecation;
   if (!d) return;
   const since = parseInstant(d.since);
-  if (since === null) out.push(error(at('deprecation', 'since'), 'must be a date (YYYY-MM-DD) or RFC 3339 instant'));
+  if (since === null)
+    out.push(error(at('deprecation', 'since'), 'must be a date (YYYY-MM-DD) or RFC 3339 instant'));
   if (d.sunset !== undefined) {
     const sunset = parseInstant(d.sunset);
-    if (sunset === null) out.push(error(at('deprecation', 'sunset'), 'must be a date (YYYY-MM-DD) or RFC 3339 instant'));
-    else if (since !== null && sunset <= since) out.push(error(at('deprecation', 'sunset'), 'must be after since'));
+    if (sunset === null)
+      out.push(error(at('deprecation', 'sunset'), 'must be a date (YYYY-MM-DD) or RFC 3339 instant'));
+    else if (since !== null && sunset <= since)
+      out.push(error(at('deprecation', 'sunset'), 'must be after since'));
   }
   if (d.link !== undefined) {
     try {

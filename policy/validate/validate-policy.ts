@@ -3,19 +3,31 @@
  * semantics (only on schema-valid documents, so semantic checks can rely on
  * types). Used by the CLI, the compiler, the agent and the operator alike.
  */
-import type { Diagnostic } from '../diagnostics.ts';
+import type { Diagnostic, FieldPath } from '../diagnostics.ts';
 import { parseYamlSource, type SourceDocument } from '../load/yaml-source.ts';
-import type { ApiPolicy } from '../schema/api-policy.ts';
+import type { ApiPolicy, ApiPolicySpec } from '../schema/api-policy.ts';
 import { validateSchema } from './schema-validator.ts';
 import { validateSemantics } from './semantic.ts';
 
 /** Validates one parsed document; diagnostics carry field paths but no file position. */
 export function validatePolicy(doc: unknown): { policy: ApiPolicy | null; diagnostics: Diagnostic[] } {
   const schemaDiagnostics = validateSchema(doc);
-  if (schemaDiagnostics.length > 0) return { policy: null, diagnostics: schemaDiagnostics };
-  const policy = doc as ApiPolicy;
-  const diagnostics = validateSemantics(policy.spec);
-  return { policy: diagnostics.some((d) => d.severity === 'error') ? null : policy, diagnostics };
+  const spec = (doc as { spec?: unknown } | null)?.spec;
+  if (spec === null || typeof spec !== 'object' || Array.isArray(spec))
+    return { policy: null, diagnostics: schemaDiagnostics };
+  // Semantics run even when the schema failed, so one pass reports every problem;
+  // findings inside a field the schema already rejected would only repeat it.
+  const rejected = schemaDiagnostics.map((d) => d.path);
+  const semantic = validateSemantics(spec as ApiPolicySpec).filter(
+    (d) => !rejected.some((p) => isPrefix(p, d.path)),
+  );
+  const diagnostics = [...schemaDiagnostics, ...semantic];
+  const valid = !diagnostics.some((d) => d.severity === 'error');
+  return { policy: valid ? (doc as ApiPolicy) : null, diagnostics };
+}
+
+function isPrefix(prefix: FieldPath, path: FieldPath): boolean {
+  return prefix.length <= path.length && prefix.every((seg, i) => seg === path[i]);
 }
 
 export interface LoadedPolicy {
