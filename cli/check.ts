@@ -65,7 +65,8 @@ export function parseRequestLine(line: string): { method: string; target: string
 export function parseHeader(text: string): [string, string] {
   const i = text.indexOf(':');
   const name = text.slice(0, i).trim().toLowerCase();
-  if (i <= 0 || !/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name)) throw new UsageError(`bad header ${JSON.stringify(text)}`);
+  if (i <= 0 || !/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name))
+    throw new UsageError(`bad header ${JSON.stringify(text)}`);
   return [name, text.slice(i + 1).trim()];
 }
 
@@ -83,7 +84,8 @@ export function parseClaims(json: string): Record<string, unknown> {
   } catch {
     throw new UsageError('--claims must be a JSON object');
   }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new UsageError('--claims must be a JSON object');
+  if (v === null || typeof v !== 'object' || Array.isArray(v))
+    throw new UsageError('--claims must be a JSON object');
   return v as Record<string, unknown>;
 }
 
@@ -114,7 +116,8 @@ export function runCheck(args: string[], io: CliIo): number {
     return EXIT.ok;
   }
   if (!values.file?.length) throw new UsageError('check needs -f FILE');
-  if (positionals.length !== 1 || positionals[0] === undefined) throw new UsageError('check needs one "METHOD /path"');
+  if (positionals.length !== 1 || positionals[0] === undefined)
+    throw new UsageError('check needs one "METHOD /path"');
   const { method, target } = parseRequestLine(positionals[0]);
   const headers = Object.fromEntries((values.header ?? []).map(parseHeader));
   const claims = values.claims === undefined ? null : parseClaims(values.claims);
@@ -140,12 +143,14 @@ export function runCheck(args: string[], io: CliIo): number {
 /** Human-readable explanation of a decision. */
 export function explain(d: Decision, method: string): string[] {
   const lines = [`${d.wouldStatus} ${STATUS_TEXT[d.wouldStatus] ?? ''} (${d.verdict}) ${d.code}`.trimEnd()];
-  if (!d.enforced) lines.push(`  mode Audit: not enforced, the request is forwarded (client gets ${d.status})`);
+  if (!d.enforced)
+    lines.push(`  mode Audit: not enforced, the request is forwarded (client gets ${d.status})`);
   if (d.policy) lines.push(`  policy:  ${d.policy}`);
   if (d.path !== null) lines.push(`  request: ${method} ${d.path}`);
   lines.push(`  route:   ${d.route ?? '(none)'}`);
   const params = Object.entries(d.params);
-  if (params.length > 0) lines.push(`  params:  ${params.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')}`);
+  if (params.length > 0)
+    lines.push(`  params:  ${params.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')}`);
   if (d.allow) lines.push(`  Allow:   ${d.allow.join(', ')}`);
   if (d.rule) lines.push(`  rule:    ${d.rule}`);
   if (d.limit) lines.push(`  limit:   ${d.limit}`);

@@ -30,7 +30,10 @@ function version(): string {
   // cli/main.ts from source, dist/cli/main.js when built.
   for (const rel of ['../package.json', '../../package.json']) {
     try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
       if (pkg.name === 'tollgate' && pkg.version) return pkg.version;
     } catch {
       // not at this level

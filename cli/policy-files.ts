@@ -16,7 +16,14 @@ export function readPolicyFiles(io: CliIo, paths: readonly string[]): PolicyFile
     try {
       files = io.expand(path);
     } catch (e) {
-      out.diagnostics.push({ severity: 'error', path: [], message: `cannot read: ${errnoText(e)}`, file: path, line: 1, col: 1 });
+      out.diagnostics.push({
+        severity: 'error',
+        path: [],
+        message: `cannot read: ${errnoText(e)}`,
+        file: path,
+        line: 1,
+        col: 1,
+      });
       continue;
     }
     for (const file of files) {
@@ -24,7 +31,14 @@ export function readPolicyFiles(io: CliIo, paths: readonly string[]): PolicyFile
       try {
         text = io.readFile(file);
       } catch (e) {
-        out.diagnostics.push({ severity: 'error', path: [], message: `cannot read: ${errnoText(e)}`, file, line: 1, col: 1 });
+        out.diagnostics.push({
+          severity: 'error',
+          path: [],
+          message: `cannot read: ${errnoText(e)}`,
+          file,
+          line: 1,
+          col: 1,
+        });
         continue;
       }
       out.files.push(file);
@@ -38,5 +52,9 @@ export function readPolicyFiles(io: CliIo, paths: readonly string[]): PolicyFile
 
 function errnoText(e: unknown): string {
   const code = (e as { code?: string }).code;
-  return code === 'ENOENT' ? 'no such file or directory' : code === 'EACCES' ? 'permission denied' : String((e as Error).message);
+  return code === 'ENOENT'
+    ? 'no such file or directory'
+    : code === 'EACCES'
+      ? 'permission denied'
+      : String((e as Error).message);
 }

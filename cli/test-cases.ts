@@ -4,7 +4,7 @@
  * `ok`/`not ok` line per case, a summary, exit 1 on any mismatch).
  */
 import { type Static, Type } from '@sinclair/typebox';
-import { type CompiledRateLimit } from '../policy/compile/bundle.ts';
+import type { CompiledRateLimit } from '../policy/compile/bundle.ts';
 import { formatDiagnostic } from '../policy/diagnostics.ts';
 import { decide, type RequestFacts } from '../policy/engine/decide.ts';
 import type { PolicyEngine } from '../policy/engine/engine.ts';
@@ -73,7 +73,8 @@ export function runTest(args: string[], io: CliIo): number {
     return EXIT.ok;
   }
   if (!values.file?.length) throw new UsageError('test needs -f FILE');
-  if (positionals.length !== 1 || positionals[0] === undefined) throw new UsageError('test needs one CASES.yaml');
+  if (positionals.length !== 1 || positionals[0] === undefined)
+    throw new UsageError('test needs one CASES.yaml');
   const cases = readCases(io, positionals[0]);
   const engine = loadEngine(io, values.file);
   if (!cases || !engine) return EXIT.failed;
@@ -106,9 +107,15 @@ function readCases(io: CliIo, file: string): TestCase[] | null {
   const validate = createAjv().compile(CasesFile);
   if (validate(doc.value)) return (doc.value as Static<typeof CasesFile>).cases;
   for (const e of validate.errors ?? []) {
-    const path = e.instancePath.split('/').slice(1).map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+    const path = e.instancePath
+      .split('/')
+      .slice(1)
+      .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
     const pos = doc.locate(path);
-    const extra = e.keyword === 'additionalProperties' ? ` "${(e.params as { additionalProperty: string }).additionalProperty}"` : '';
+    const extra =
+      e.keyword === 'additionalProperties'
+        ? ` "${(e.params as { additionalProperty: string }).additionalProperty}"`
+        : '';
     io.err(`${file}:${pos.line}:${pos.col}: ${e.instancePath || '/'}: ${e.message ?? e.keyword}${extra}`);
   }
   return null;
@@ -130,7 +137,10 @@ function runCase(engine: PolicyEngine, c: TestCase, io: CliIo): string[] {
   const takeToken = (limit: CompiledRateLimit, key: string) => {
     const id = `${limit.name}\u0000${key}`;
     let b = buckets.get(id);
-    if (!b) buckets.set(id, (b = new TokenBucket(limit, now)));
+    if (!b) {
+      b = new TokenBucket(limit, now);
+      buckets.set(id, b);
+    }
     return b.take(now);
   };
   const facts: RequestFacts = {
@@ -148,7 +158,8 @@ function runCase(engine: PolicyEngine, c: TestCase, io: CliIo): string[] {
   for (let i = 1; i < (c.repeat ?? 1); i++) d = decide(engine, facts);
   const problems: string[] = [];
   const compare = (field: string, want: unknown, got: unknown) => {
-    if (want !== undefined && want !== got) problems.push(`${field}: expected ${JSON.stringify(want)}, got ${JSON.stringify(got)}`);
+    if (want !== undefined && want !== got)
+      problems.push(`${field}: expected ${JSON.stringify(want)}, got ${JSON.stringify(got)}`);
   };
   compare('status', c.expect.status, d.status);
   compare('decision', c.expect.decision, d.verdict);

@@ -22,7 +22,10 @@ export function runValidate(args: string[], io: CliIo): number {
   if (positionals.length === 0) throw new UsageError('validate needs at least one FILE or DIR');
   const read = readPolicyFiles(io, positionals);
   const diagnostics = [...read.diagnostics].sort(
-    (a, b) => (a.file ?? '').localeCompare(b.file ?? '') || (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0),
+    (a, b) =>
+      (a.file ?? '').localeCompare(b.file ?? '') ||
+      (a.line ?? 0) - (b.line ?? 0) ||
+      (a.col ?? 0) - (b.col ?? 0),
   );
   for (const d of diagnostics) io.out(formatDiagnostic(d));
   if (hasErrors(diagnostics)) return EXIT.failed;

@@ -21,7 +21,8 @@ function* walk(dir: string): Generator<string> {
 }
 
 const importRe = /(?:^|\n)\s*(?:import|export)\s[^;]*?from\s+['"]([^'"]+)['"]/g;
-const ioModules = /^(node:)?(fs|fs\/promises|net|http|https|http2|tls|dgram|child_process|dns|cluster|worker_threads)$/;
+const ioModules =
+  /^(node:)?(fs|fs\/promises|net|http|https|http2|tls|dgram|child_process|dns|cluster|worker_threads)$/;
 
 interface Rule {
   dir: string;

@@ -91,7 +91,8 @@ export function compileWhen(source: string): WhenResult {
       evaluate(ctx) {
         try {
           const value: unknown = program(ctx as unknown as Record<string, unknown>);
-          if (typeof value !== 'boolean') return { ok: false, reason: `evaluated to ${typeof value}, not bool` };
+          if (typeof value !== 'boolean')
+            return { ok: false, reason: `evaluated to ${typeof value}, not bool` };
           return { ok: true, value };
         } catch (e) {
           return { ok: false, reason: firstLine(e) };

@@ -113,5 +113,11 @@ export interface CompiledRoute {
     body: Record<string, unknown> | null;
   };
   response: { omitFields: string[] | null };
-  deprecation: { since: string; sinceMs: number; sunset: string | null; sunsetMs: number | null; link: string | null } | null;
+  deprecation: {
+    since: string;
+    sinceMs: number;
+    sunset: string | null;
+    sunsetMs: number | null;
+    link: string | null;
+  } | null;
 }

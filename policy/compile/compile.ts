@@ -46,14 +46,22 @@ export interface CompileResult {
 }
 
 function refOf(p: ApiPolicy): PolicyRef {
-  return { name: p.metadata.name, namespace: p.metadata.namespace ?? 'default', generation: p.metadata.generation ?? null };
+  return {
+    name: p.metadata.name,
+    namespace: p.metadata.namespace ?? 'default',
+    generation: p.metadata.generation ?? null,
+  };
 }
 
 /** Oldest first: creationTimestamp (absent sorts first, as in a file), then namespace/name. */
 function olderFirst(a: ApiPolicy, b: ApiPolicy): number {
   const ta = a.metadata.creationTimestamp ?? '';
   const tb = b.metadata.creationTimestamp ?? '';
-  if (ta !== tb) return Date.parse(ta || '1970-01-01T00:00:00Z') - Date.parse(tb || '1970-01-01T00:00:00Z') || (ta < tb ? -1 : 1);
+  if (ta !== tb)
+    return (
+      Date.parse(ta || '1970-01-01T00:00:00Z') - Date.parse(tb || '1970-01-01T00:00:00Z') ||
+      (ta < tb ? -1 : 1)
+    );
   const na = `${a.metadata.namespace ?? ''}/${a.metadata.name}`;
   const nb = `${b.metadata.namespace ?? ''}/${b.metadata.name}`;
   return na < nb ? -1 : na > nb ? 1 : 0;
@@ -66,7 +74,9 @@ function portsOverlap(a: ApiPolicy, b: ApiPolicy): boolean {
 /** Selects the policies for the workload and resolves conflicts: one policy per (workload, port). */
 export function selectPolicies(policies: readonly ApiPolicy[], workload: Workload) {
   const selected = policies
-    .filter((p) => workload.namespace === undefined || (p.metadata.namespace ?? 'default') === workload.namespace)
+    .filter(
+      (p) => workload.namespace === undefined || (p.metadata.namespace ?? 'default') === workload.namespace,
+    )
     .filter((p) => workload.labels === undefined || selectorMatches(p.spec.selector, workload.labels))
     .filter((p) => workload.port === undefined || p.spec.port === undefined || p.spec.port === workload.port)
     .sort(olderFirst);
@@ -154,7 +164,9 @@ function compileProvider(p: JwtProvider): CompiledJwtProvider {
     algorithms: [...(p.algorithms ?? DEFAULTS.algorithms)],
     from: p.from
       ? p.from.map((s) =>
-          s.header !== undefined ? { header: s.header.toLowerCase(), prefix: s.prefix ?? '' } : { cookie: s.cookie ?? '' },
+          s.header !== undefined
+            ? { header: s.header.toLowerCase(), prefix: s.prefix ?? '' }
+            : { cookie: s.cookie ?? '' },
         )
       : DEFAULTS.tokenSources.map((s) => ({ ...s })),
     maxLifetimeMs: p.maxLifetime === undefined ? null : ms(p.maxLifetime),
@@ -189,7 +201,9 @@ function compileRule(rule: AllowRule, source: string): CompiledAllowRule {
   return {
     source,
     jwt: rule.jwt ?? null,
-    claims: rule.claims ? Object.entries(rule.claims).map(([claim, values]) => ({ claim, values: [...values] })) : null,
+    claims: rule.claims
+      ? Object.entries(rule.claims).map(([claim, values]) => ({ claim, values: [...values] }))
+      : null,
     scopes: rule.scopes ? [...rule.scopes] : null,
     peers: rule.peers ? [...rule.peers] : null,
     namespaces: rule.namespaces ? [...rule.namespaces] : null,

@@ -2,7 +2,10 @@
 import type { LabelSelector } from '../schema/api-policy.ts';
 
 /** True when `labels` satisfy the selector; an omitted or empty selector selects everything. */
-export function selectorMatches(selector: LabelSelector | undefined, labels: Readonly<Record<string, string>>): boolean {
+export function selectorMatches(
+  selector: LabelSelector | undefined,
+  labels: Readonly<Record<string, string>>,
+): boolean {
   if (!selector) return true;
   for (const [k, v] of Object.entries(selector.matchLabels ?? {})) {
     if (labels[k] !== v) return false;

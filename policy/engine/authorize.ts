@@ -56,7 +56,12 @@ export class AccessRuntime {
   authorize(input: AuthzInput): AuthzResult {
     if (this.#access.kind === 'public') return { allowed: true, rule: null, reason: 'public route' };
     if (this.#access.kind === 'deny') {
-      return { allowed: false, status: 403, reason: 'route has no allow rules and there is no defaults.allow', notes: [] };
+      return {
+        allowed: false,
+        status: 403,
+        reason: 'route has no allow rules and there is no defaults.allow',
+        notes: [],
+      };
     }
     const notes: string[] = [];
     let tokenWouldHelp = false;
@@ -64,7 +69,11 @@ export class AccessRuntime {
       const failure = evaluate(rule, input);
       if (failure === null) return { allowed: true, rule: rule.source, reason: `${rule.source} holds` };
       notes.push(`${rule.source}: ${failure}`);
-      if (input.identity === null && rule.needsToken && rule.transportChecks.every((c) => c(input) === null)) {
+      if (
+        input.identity === null &&
+        rule.needsToken &&
+        rule.transportChecks.every((c) => c(input) === null)
+      ) {
         tokenWouldHelp = true;
       }
     }
@@ -101,7 +110,9 @@ function compileRule(rule: CompiledAllowRule): RuleRuntime {
   }
   for (const { claim, values } of rule.claims ?? []) {
     tokenChecks.push((i) =>
-      claimMatches(claimValue(i.identity?.claims ?? {}, claim), values) ? null : `claim ${claim} is not one of [${values.join(', ')}]`,
+      claimMatches(claimValue(i.identity?.claims ?? {}, claim), values)
+        ? null
+        : `claim ${claim} is not one of [${values.join(', ')}]`,
     );
   }
   if (rule.scopes) {
@@ -115,13 +126,21 @@ function compileRule(rule: CompiledAllowRule): RuleRuntime {
   if (rule.peers) {
     const patterns = rule.peers.map(compilePeerPattern);
     transportChecks.push((i) =>
-      i.peer === null ? 'no mTLS peer identity' : patterns.some((p) => p(i.peer?.id ?? '')) ? null : `peer ${i.peer.id} not allowed`,
+      i.peer === null
+        ? 'no mTLS peer identity'
+        : patterns.some((p) => p(i.peer?.id ?? ''))
+          ? null
+          : `peer ${i.peer.id} not allowed`,
     );
   }
   if (rule.namespaces) {
     const nss = rule.namespaces;
     transportChecks.push((i) =>
-      i.peer === null ? 'no mTLS peer identity' : nss.includes(i.peer.namespace) ? null : `peer namespace ${i.peer.namespace} not allowed`,
+      i.peer === null
+        ? 'no mTLS peer identity'
+        : nss.includes(i.peer.namespace)
+          ? null
+          : `peer namespace ${i.peer.namespace} not allowed`,
     );
   }
   if (rule.ipBlocks) {

@@ -9,7 +9,8 @@ export function claimValue(claims: Readonly<Record<string, unknown>>, path: stri
   if (Object.hasOwn(claims, path)) return claims[path];
   let node: unknown = claims;
   for (const part of path.split('.')) {
-    if (node === null || typeof node !== 'object' || Array.isArray(node) || !Object.hasOwn(node, part)) return undefined;
+    if (node === null || typeof node !== 'object' || Array.isArray(node) || !Object.hasOwn(node, part))
+      return undefined;
     node = (node as Record<string, unknown>)[part];
   }
   return node;

@@ -119,10 +119,12 @@ function finish(rt: PolicyRuntime | null, d: Partial): Decision {
 /** Decides one request against the engine's policy for `facts.port`. */
 export function decide(engine: PolicyEngine | null, facts: RequestFacts): Decision {
   const rt = engine?.policyFor(facts.port ?? null) ?? null;
-  if (!rt) return finish(null, { ...base(), code: 'ERR_NO_POLICY', reason: 'no policy is loaded for this port' });
+  if (!rt)
+    return finish(null, { ...base(), code: 'ERR_NO_POLICY', reason: 'no policy is loaded for this port' });
   const d = base();
   const routed = rt.route(facts.method, facts.target);
-  if (routed.kind === 'bad-target') return finish(rt, { ...d, code: 'ERR_PATH_INVALID', reason: routed.detail });
+  if (routed.kind === 'bad-target')
+    return finish(rt, { ...d, code: 'ERR_PATH_INVALID', reason: `${routed.code}: ${routed.detail}` });
   d.path = routed.target.path;
   if (routed.kind === 'method-not-allowed') {
     const reason = `${facts.method} is not declared for this path`;
@@ -133,10 +135,18 @@ export function decide(engine: PolicyEngine | null, facts: RequestFacts): Decisi
   }
   if (facts.tokenError) {
     // A bad token is refused even where none is needed (public routes, unmatched: Allow).
-    return finish(rt, { ...d, code: 'ERR_AUTHN_INVALID_TOKEN', reason: `invalid token: ${facts.tokenError}` });
+    return finish(rt, {
+      ...d,
+      code: 'ERR_AUTHN_INVALID_TOKEN',
+      reason: `invalid token: ${facts.tokenError}`,
+    });
   }
   if (routed.kind === 'unmatched') {
-    return finish(rt, { ...d, code: 'OK_UNDECLARED', reason: 'no route matches; unmatched: Allow forwards it' });
+    return finish(rt, {
+      ...d,
+      code: 'OK_UNDECLARED',
+      reason: 'no route matches; unmatched: Allow forwards it',
+    });
   }
   const { route } = routed;
   d.route = route.route.name;
@@ -144,9 +154,15 @@ export function decide(engine: PolicyEngine | null, facts: RequestFacts): Decisi
   d.limits = route.limits.map((l) => l.name);
   const sunset = route.route.deprecation?.sunsetMs ?? null;
   if (sunset !== null && (facts.now ?? Date.now()) >= sunset) {
-    return finish(rt, { ...d, code: 'ERR_ROUTE_SUNSET', reason: `route was sunset on ${route.route.deprecation?.sunset}` });
+    return finish(rt, {
+      ...d,
+      code: 'ERR_ROUTE_SUNSET',
+      reason: `route was sunset on ${route.route.deprecation?.sunset}`,
+    });
   }
-  const authz = route.access.authorize(authzInput(facts, routed.target.path, routed.target.query, routed.params));
+  const authz = route.access.authorize(
+    authzInput(facts, routed.target.path, routed.target.query, routed.params),
+  );
   if (!authz.allowed) {
     const code = authz.status === 401 ? 'ERR_AUTHN_REQUIRED' : 'ERR_AUTHZ_DENIED';
     return finish(rt, { ...d, code, reason: authz.reason, notes: authz.notes });
@@ -154,7 +170,13 @@ export function decide(engine: PolicyEngine | null, facts: RequestFacts): Decisi
   d.rule = authz.rule;
   d.reason = authz.reason;
   const limited = applyLimits(route, facts);
-  if (limited) return finish(rt, { ...d, code: 'ERR_RATE_LIMITED', limit: limited, reason: `rate limit ${limited} exceeded` });
+  if (limited)
+    return finish(rt, {
+      ...d,
+      code: 'ERR_RATE_LIMITED',
+      limit: limited,
+      reason: `rate limit ${limited} exceeded`,
+    });
   return finish(rt, d);
 }
 
@@ -186,7 +208,12 @@ export function rateLimitKey(limit: CompiledRateLimit, facts: RequestFacts): str
   }
 }
 
-function authzInput(facts: RequestFacts, path: string, query: string | null, params: Record<string, string>): AuthzInput {
+function authzInput(
+  facts: RequestFacts,
+  path: string,
+  query: string | null,
+  params: Record<string, string>,
+): AuthzInput {
   const peer = facts.peer ? parsePeer(facts.peer) : null;
   const ip = facts.ip ?? '127.0.0.1';
   return {

@@ -91,7 +91,12 @@ export class PolicyEngine {
   /** Builds an engine from a bundle; throws BundleLoadError when the bundle is malformed. */
   static load(bundle: unknown): PolicyEngine {
     const b = bundle as Partial<PolicyBundle> | null;
-    if (!b || b.kind !== BUNDLE_KIND || b.schemaVersion !== BUNDLE_SCHEMA_VERSION || !Array.isArray(b.policies)) {
+    if (
+      !b ||
+      b.kind !== BUNDLE_KIND ||
+      b.schemaVersion !== BUNDLE_SCHEMA_VERSION ||
+      !Array.isArray(b.policies)
+    ) {
       throw new BundleLoadError(`not a ${BUNDLE_KIND} v${BUNDLE_SCHEMA_VERSION}`);
     }
     return new PolicyEngine(b as PolicyBundle);

@@ -21,6 +21,8 @@ export function compilePeerPattern(pattern: string): (id: string) => boolean {
   const parts = pattern.split('/');
   return (id) => {
     const got = id.split('/');
-    return got.length === parts.length && parts.every((p, i) => p === '*' ? (got[i] ?? '') !== '' : p === got[i]);
+    return (
+      got.length === parts.length && parts.every((p, i) => (p === '*' ? (got[i] ?? '') !== '' : p === got[i]))
+    );
   };
 }

@@ -2,7 +2,16 @@
  * Parses policy YAML text (one or more documents) keeping positions, so every
  * diagnostic can point at `file:line:col`. Pure: the caller reads the file.
  */
-import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseAllDocuments, type YAMLMap } from 'yaml';
+import {
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  parseAllDocuments,
+  type YAMLMap,
+} from 'yaml';
 import type { Diagnostic, FieldPath } from '../diagnostics.ts';
 
 export interface SourceDocument {

@@ -34,7 +34,10 @@ function StringMap<V extends TSchema>(value: V, description: string) {
 /** Go-style duration such as `30s`, `5m`, `1h30m`, `250ms`. */
 export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$';
 function Duration(description: string) {
-  return Type.String({ pattern: DURATION_PATTERN, description: `${description} Go-style duration (e.g. 30s, 5m, 1h).` });
+  return Type.String({
+    pattern: DURATION_PATTERN,
+    description: `${description} Go-style duration (e.g. 30s, 5m, 1h).`,
+  });
 }
 
 /** Kubernetes quantity (`64Ki`, `1Mi`, `1000`), as an integer or a string. */
@@ -75,7 +78,17 @@ function Name(description: string) {
   return Type.String({ pattern: NAME_PATTERN, maxLength: 63, description });
 }
 
-export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'] as const;
+export const HTTP_METHODS = [
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'PATCH',
+  'DELETE',
+  'OPTIONS',
+  'TRACE',
+  'CONNECT',
+] as const;
 export type HttpMethod = (typeof HTTP_METHODS)[number];
 
 export const JWT_ALGORITHMS = [
@@ -97,7 +110,9 @@ const LabelSelectorRequirement = Type.Object(
     key: Type.String({ minLength: 1, description: 'Label key the requirement applies to.' }),
     operator: StringEnum(['In', 'NotIn', 'Exists', 'DoesNotExist'], 'Relationship of the key to the values.'),
     values: Type.Optional(
-      Type.Array(Type.String(), { description: 'Values for In/NotIn; must be empty for Exists/DoesNotExist.' }),
+      Type.Array(Type.String(), {
+        description: 'Values for In/NotIn; must be empty for Exists/DoesNotExist.',
+      }),
     ),
   },
   { additionalProperties: false },
@@ -105,21 +120,28 @@ const LabelSelectorRequirement = Type.Object(
 
 export const LabelSelector = Type.Object(
   {
-    matchLabels: Type.Optional(StringMap(Type.String(), 'Labels the pod must carry with exactly these values.')),
+    matchLabels: Type.Optional(
+      StringMap(Type.String(), 'Labels the pod must carry with exactly these values.'),
+    ),
     matchExpressions: Type.Optional(
-      Type.Array(LabelSelectorRequirement, { description: 'Set-based label requirements, all of which must hold.' }),
+      Type.Array(LabelSelectorRequirement, {
+        description: 'Set-based label requirements, all of which must hold.',
+      }),
     ),
   },
   {
     additionalProperties: false,
-    description: 'Pods (by label, in the policy namespace) this policy applies to; {} or omitted selects every meshed pod.',
+    description:
+      'Pods (by label, in the policy namespace) this policy applies to; {} or omitted selects every meshed pod.',
   },
 );
 
 const TokenSource = Type.Object(
   {
     header: Type.Optional(Type.String({ minLength: 1, description: 'Header that carries the token.' })),
-    prefix: Type.Optional(Type.String({ description: 'Prefix before the token in the header (e.g. "Bearer ").' })),
+    prefix: Type.Optional(
+      Type.String({ description: 'Prefix before the token in the header (e.g. "Bearer ").' }),
+    ),
     cookie: Type.Optional(Type.String({ minLength: 1, description: 'Cookie that carries the token.' })),
   },
   {
@@ -146,7 +168,10 @@ export const JwtProvider = Type.Object(
     name: Name('Provider name, referenced by allow rules (`jwt: NAME`).'),
     issuer: Type.String({ minLength: 1, description: 'Expected `iss` claim.' }),
     jwksUri: Type.Optional(
-      Type.String({ minLength: 1, description: 'HTTPS URL of the issuer JWKS (cached, refreshed on unknown kid).' }),
+      Type.String({
+        minLength: 1,
+        description: 'HTTPS URL of the issuer JWKS (cached, refreshed on unknown kid).',
+      }),
     ),
     jwks: Type.Optional(Type.String({ minLength: 1, description: 'Inline JWKS JSON, instead of jwksUri.' })),
     audiences: Type.Optional(
@@ -158,13 +183,15 @@ export const JwtProvider = Type.Object(
     algorithms: Type.Optional(
       Type.Array(StringEnum(JWT_ALGORITHMS, 'A signature algorithm.'), {
         minItems: 1,
-        description: 'Accepted `alg` values. Default [RS256, PS256, ES256, EdDSA]; none and HS* are never accepted.',
+        description:
+          'Accepted `alg` values. Default [RS256, PS256, ES256, EdDSA]; none and HS* are never accepted.',
       }),
     ),
     from: Type.Optional(
       Type.Array(TokenSource, {
         minItems: 1,
-        description: 'Where tokens are read from, in order. Default: the Authorization header with prefix "Bearer ".',
+        description:
+          'Where tokens are read from, in order. Default: the Authorization header with prefix "Bearer ".',
       }),
     ),
     maxLifetime: Type.Optional(
@@ -176,14 +203,17 @@ export const JwtProvider = Type.Object(
     ),
     claimHeaders: Type.Optional(
       Type.Array(ClaimHeader, {
-        description: 'Verified claims copied to upstream headers; incoming copies of these headers are removed.',
+        description:
+          'Verified claims copied to upstream headers; incoming copies of these headers are removed.',
       }),
     ),
   },
   {
     additionalProperties: false,
     description: 'A JWT issuer whose tokens authenticate callers.',
-    'x-kubernetes-validations': [{ rule: 'has(self.jwksUri) != has(self.jwks)', message: 'exactly one of jwksUri or jwks' }],
+    'x-kubernetes-validations': [
+      { rule: 'has(self.jwksUri) != has(self.jwks)', message: 'exactly one of jwksUri or jwks' },
+    ],
   },
 );
 
@@ -193,14 +223,19 @@ const RateLimitKey = Type.Object(
   {
     ip: Type.Optional(EmptyObject('Key by client IP address.')),
     peer: Type.Optional(EmptyObject('Key by mTLS peer identity (SPIFFE ID).')),
-    header: Type.Optional(Type.String({ minLength: 1, description: 'Key by the value of this request header.' })),
-    claim: Type.Optional(Type.String({ minLength: 1, description: 'Key by this verified JWT claim (dotted path).' })),
+    header: Type.Optional(
+      Type.String({ minLength: 1, description: 'Key by the value of this request header.' }),
+    ),
+    claim: Type.Optional(
+      Type.String({ minLength: 1, description: 'Key by this verified JWT claim (dotted path).' }),
+    ),
   },
   {
     additionalProperties: false,
     minProperties: 1,
     maxProperties: 1,
-    description: 'What the bucket is keyed by: one of ip, peer, header, claim. Omitted: one bucket for the workload.',
+    description:
+      'What the bucket is keyed by: one of ip, peer, header, claim. Omitted: one bucket for the workload.',
   },
 );
 
@@ -214,12 +249,17 @@ export const RateLimit = Type.Object(
       Type.Integer({ minimum: 0, default: 0, description: 'Extra capacity above limit. Default 0.' }),
     ),
     scope: Type.Optional(
-      StringEnum(['Local', 'Global'], 'Local: per sidecar. Global: shared by every replica through Redis.', 'Local'),
+      StringEnum(
+        ['Local', 'Global'],
+        'Local: per sidecar. Global: shared by every replica through Redis.',
+        'Local',
+      ),
     ),
     exposeHeaders: Type.Optional(
       Type.Boolean({
         default: true,
-        description: 'Send RateLimit-* and X-RateLimit-* headers. Default true (429 and Retry-After are always sent).',
+        description:
+          'Send RateLimit-* and X-RateLimit-* headers. Default true (429 and Retry-After are always sent).',
       }),
     ),
   },
@@ -280,7 +320,9 @@ const Protection = Type.Object(
 
 const RequestRules = Type.Object(
   {
-    maxBodyBytes: Type.Optional(Quantity('Largest accepted request body (413 above). Default defaults.maxBodyBytes.')),
+    maxBodyBytes: Type.Optional(
+      Quantity('Largest accepted request body (413 above). Default defaults.maxBodyBytes.'),
+    ),
     contentTypes: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
         minItems: 1,
@@ -307,11 +349,19 @@ const ResponseRules = Type.Object(
 
 const Deprecation = Type.Object(
   {
-    since: Type.String({ minLength: 1, description: 'Date (YYYY-MM-DD) or RFC 3339 instant of deprecation.' }),
+    since: Type.String({
+      minLength: 1,
+      description: 'Date (YYYY-MM-DD) or RFC 3339 instant of deprecation.',
+    }),
     sunset: Type.Optional(
-      Type.String({ minLength: 1, description: 'Date or RFC 3339 instant after which the route answers 410.' }),
+      Type.String({
+        minLength: 1,
+        description: 'Date or RFC 3339 instant after which the route answers 410.',
+      }),
     ),
-    link: Type.Optional(Type.String({ minLength: 1, description: 'Migration guide, sent as Link rel="deprecation".' })),
+    link: Type.Optional(
+      Type.String({ minLength: 1, description: 'Migration guide, sent as Link rel="deprecation".' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -322,16 +372,22 @@ export const Route = Type.Object(
     methods: Type.Optional(
       Type.Array(StringEnum(HTTP_METHODS, 'An HTTP method.'), {
         minItems: 1,
-        description: 'Methods served. Omitted: every method except TRACE and CONNECT. HEAD is not implied by GET.',
+        description:
+          'Methods served. Omitted: every method except TRACE and CONNECT. HEAD is not implied by GET.',
       }),
     ),
     path: Type.String({
       minLength: 1,
       description: 'Path template: literal segments, {param} for one segment, a final /** for any remainder.',
     }),
-    public: Type.Optional(Type.Boolean({ description: 'No identity required (a bad token is still refused).' })),
+    public: Type.Optional(
+      Type.Boolean({ description: 'No identity required (a bad token is still refused).' }),
+    ),
     allow: Type.Optional(
-      Type.Array(AllowRule, { minItems: 1, description: 'Alternatives; a request is allowed when any holds.' }),
+      Type.Array(AllowRule, {
+        minItems: 1,
+        description: 'Alternatives; a request is allowed when any holds.',
+      }),
     ),
     rateLimit: Type.Optional(NameOrNames('Rate limit name(s) for this route; overrides defaults.rateLimit.')),
     timeout: Type.Optional(Duration('Upstream timeout for this route (504 after). Default 30s.')),
@@ -343,7 +399,10 @@ export const Route = Type.Object(
     additionalProperties: false,
     description: 'One operation of the API.',
     'x-kubernetes-validations': [
-      { rule: '!(has(self.public) && self.public && has(self.allow))', message: 'public and allow are exclusive' },
+      {
+        rule: '!(has(self.public) && self.public && has(self.allow))',
+        message: 'public and allow are exclusive',
+      },
     ],
   },
 );
@@ -351,7 +410,10 @@ export const Route = Type.Object(
 const Defaults = Type.Object(
   {
     allow: Type.Optional(
-      Type.Array(AllowRule, { minItems: 1, description: 'Allow rules for routes with neither allow nor public.' }),
+      Type.Array(AllowRule, {
+        minItems: 1,
+        description: 'Allow rules for routes with neither allow nor public.',
+      }),
     ),
     rateLimit: Type.Optional(NameOrNames('Rate limit name(s) for routes without their own.')),
     maxBodyBytes: Type.Optional(Quantity('Largest accepted request body. Default 1Mi.')),
@@ -369,7 +431,9 @@ export const ApiPolicySpec = Type.Object(
         description: 'App port this policy protects; omitted = every inbound port.',
       }),
     ),
-    mode: Type.Optional(StringEnum(['Enforce', 'Audit'], 'Enforce, or Audit (evaluate and record, never block).', 'Enforce')),
+    mode: Type.Optional(
+      StringEnum(['Enforce', 'Audit'], 'Enforce, or Audit (evaluate and record, never block).', 'Enforce'),
+    ),
     mtls: Type.Optional(
       Type.Object(
         {
@@ -388,7 +452,11 @@ export const ApiPolicySpec = Type.Object(
     rateLimits: Type.Optional(Type.Array(RateLimit, { description: 'Rate limits routes refer to by name.' })),
     defaults: Type.Optional(Defaults),
     unmatched: Type.Optional(
-      StringEnum(['Deny', 'Allow'], 'Requests matching no route: Deny (404) or Allow (forward, recorded).', 'Deny'),
+      StringEnum(
+        ['Deny', 'Allow'],
+        'Requests matching no route: Deny (404) or Allow (forward, recorded).',
+        'Deny',
+      ),
     ),
     protection: Type.Optional(
       Type.Object(
@@ -411,14 +479,18 @@ const Condition = Type.Object(
     reason: Type.String({ description: 'CamelCase reason.' }),
     message: Type.Optional(Type.String({ description: 'Human-readable detail.' })),
     observedGeneration: Type.Optional(Type.Integer({ description: 'Generation the condition was set for.' })),
-    lastTransitionTime: Type.Optional(Type.String({ format: 'date-time', description: 'Last status change.' })),
+    lastTransitionTime: Type.Optional(
+      Type.String({ format: 'date-time', description: 'Last status change.' }),
+    ),
   },
   { additionalProperties: false },
 );
 
 export const ApiPolicyStatus = Type.Object(
   {
-    observedGeneration: Type.Optional(Type.Integer({ description: 'Generation the operator last processed.' })),
+    observedGeneration: Type.Optional(
+      Type.Integer({ description: 'Generation the operator last processed.' }),
+    ),
     conditions: Type.Optional(Type.Array(Condition, { description: 'Accepted and Programmed.' })),
     workloads: Type.Optional(
       Type.Object(

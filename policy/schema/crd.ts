@@ -64,7 +64,8 @@ export function toStructural(node: JsonObject): JsonObject {
   }
   if (node.properties && typeof node.properties === 'object') {
     const props: JsonObject = {};
-    for (const [k, v] of Object.entries(node.properties as JsonObject)) props[k] = toStructural(v as JsonObject);
+    for (const [k, v] of Object.entries(node.properties as JsonObject))
+      props[k] = toStructural(v as JsonObject);
     out.properties = props;
   }
   if (node.items && typeof node.items === 'object') out.items = toStructural(node.items as JsonObject);
@@ -86,7 +87,13 @@ export function buildCrd(): JsonObject {
     spec: {
       group: GROUP,
       scope: 'Namespaced',
-      names: { kind: KIND, listKind: `${KIND}List`, plural: PLURAL, singular: SINGULAR, shortNames: SHORT_NAMES },
+      names: {
+        kind: KIND,
+        listKind: `${KIND}List`,
+        plural: PLURAL,
+        singular: SINGULAR,
+        shortNames: SHORT_NAMES,
+      },
       versions: [
         {
           name: VERSION,

@@ -11,15 +11,19 @@ const UNSUPPORTED = ['$ref', '$dynamicRef', '$defs', 'definitions', 'dependentSc
 
 function findUnsupported(node: unknown, path: string, out: string[]): void {
   if (Array.isArray(node)) {
-    node.forEach((n, i) => findUnsupported(n, `${path}/${i}`, out));
+    node.forEach((n, i) => {
+      findUnsupported(n, `${path}/${i}`, out);
+    });
     return;
   }
   if (!node || typeof node !== 'object') return;
   for (const [key, value] of Object.entries(node)) {
-    if (UNSUPPORTED.includes(key)) out.push(`JSON Schema keyword "${key}" at ${path || '/'} is not supported`);
+    if (UNSUPPORTED.includes(key))
+      out.push(`JSON Schema keyword "${key}" at ${path || '/'} is not supported`);
     // `properties` and friends hold user names as keys: look only at their values.
     if (key === 'properties' || key === 'patternProperties') {
-      for (const [name, sub] of Object.entries(value as object)) findUnsupported(sub, `${path}/${key}/${name}`, out);
+      for (const [name, sub] of Object.entries(value as object))
+        findUnsupported(sub, `${path}/${key}/${name}`, out);
     } else if (key !== 'enum' && key !== 'const' && key !== 'default' && key !== 'examples') {
       findUnsupported(value, `${path}/${key}`, out);
     }

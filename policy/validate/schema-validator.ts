@@ -52,7 +52,10 @@ function describe(e: ErrorObject): { path: FieldPath; message: string } {
   const p = e.params as Record<string, unknown>;
   switch (e.keyword) {
     case 'additionalProperties':
-      return { path: [...path, String(p.additionalProperty)], message: `unknown field "${p.additionalProperty}"` };
+      return {
+        path: [...path, String(p.additionalProperty)],
+        message: `unknown field "${p.additionalProperty}"`,
+      };
     case 'required':
       return { path, message: `missing required field "${p.missingProperty}"` };
     case 'enum':
@@ -85,7 +88,9 @@ function prune(errors: ErrorObject[]): ErrorObject[] {
     (e) =>
       e.keyword === 'oneOf' ||
       e.keyword === 'anyOf' ||
-      !unions.some((u) => e.schemaPath.startsWith(`${u.schemaPath}/`) && e.instancePath.startsWith(u.instancePath)),
+      !unions.some(
+        (u) => e.schemaPath.startsWith(`${u.schemaPath}/`) && e.instancePath.startsWith(u.instancePath),
+      ),
   );
 }
 

@@ -225,7 +225,9 @@ function checkAllowList(
   template: PathTemplate | null,
   out: Diagnostic[],
 ): void {
-  rules.forEach((rule, i) => checkAllowRule(rule, [...path, i], refs, template, out));
+  rules.forEach((rule, i) => {
+    checkAllowRule(rule, [...path, i], refs, template, out);
+  });
 }
 
 function checkAllowRule(
@@ -286,7 +288,9 @@ function isCidrOrIp(text: string): boolean {
 function checkRoutes(spec: ApiPolicySpec, refs: Refs, out: Diagnostic[]): void {
   const names = new Map<string, number>();
   const parsed: ParsedRoute[] = [];
-  spec.routes.forEach((route, i) => guard(() => checkRoute(spec, route, i, refs, names, parsed, out)));
+  spec.routes.forEach((route, i) => {
+    guard(() => checkRoute(spec, route, i, refs, names, parsed, out));
+  });
   checkConflicts(parsed, out);
 }
 

@@ -19,7 +19,11 @@ after(() => rmSync(work, { recursive: true, force: true }));
 const systemFirstPath = ['/usr/local/bin', '/usr/bin', '/bin', process.env.PATH ?? ''].join(':');
 
 function tollgate(...args: string[]) {
-  const r = spawnSync(bin, args, { cwd: root, encoding: 'utf8', env: { ...process.env, PATH: systemFirstPath } });
+  const r = spawnSync(bin, args, {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, PATH: systemFirstPath },
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -36,7 +40,10 @@ describe('runtime', () => {
   test('the PATH node is whatever the machine has; the pinned one is used regardless', () => {
     let systemNode = '';
     try {
-      systemNode = execFileSync('node', ['--version'], { env: { PATH: systemFirstPath }, encoding: 'utf8' }).trim();
+      systemNode = execFileSync('node', ['--version'], {
+        env: { PATH: systemFirstPath },
+        encoding: 'utf8',
+      }).trim();
     } catch {
       systemNode = 'none';
     }
@@ -71,7 +78,10 @@ describe('validate', () => {
     let text = readFileSync(example, 'utf8');
     const edits: [string, string][] = [
       ['  mode: Enforce\n', '  mode: Enforcing\n  colour: blue\n'],
-      ['    - name: create-order\n      methods: [POST]\n', '    - name: create-order\n      methods: [GET, POST]\n'],
+      [
+        '    - name: create-order\n      methods: [POST]\n',
+        '    - name: create-order\n      methods: [GET, POST]\n',
+      ],
       ['          when: params.userId == claims.sub\n', '          when: params.userId == claims.sub &&\n'],
     ];
     for (const [from, to] of edits) {
@@ -123,14 +133,29 @@ describe('check', () => {
   });
 
   test('an undeclared method is 405 with Allow', () => {
-    const r = tollgate('check', '-f', example, 'PATCH /v1/users/alice/orders/7', '--claims', '{"sub":"alice"}');
+    const r = tollgate(
+      'check',
+      '-f',
+      example,
+      'PATCH /v1/users/alice/orders/7',
+      '--claims',
+      '{"sub":"alice"}',
+    );
     assert.equal(r.code, 1);
     assert.match(r.out, /^405 Method Not Allowed/);
     assert.match(r.out, /Allow: +DELETE, GET, HEAD/);
   });
 
   test('--json, headers, peer and ip reach the decision', () => {
-    const r = tollgate('check', '-f', example, req, '--peer', 'spiffe://cluster.local/ns/shop/sa/billing', '--json');
+    const r = tollgate(
+      'check',
+      '-f',
+      example,
+      req,
+      '--peer',
+      'spiffe://cluster.local/ns/shop/sa/billing',
+      '--json',
+    );
     assert.equal(r.code, 0, r.err);
     const d = JSON.parse(r.out) as { status: number; rule: string; params: Record<string, string> };
     assert.equal(d.status, 200);
