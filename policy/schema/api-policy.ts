@@ -309,14 +309,16 @@ export const AllowRule = Type.Object(
   },
 );
 
-const Protection = Type.Object(
-  {
-    threshold: Type.Integer({ minimum: 1, description: 'Events within window that trigger a block.' }),
-    window: Duration('Sliding window the events are counted in.'),
-    block: Duration('How long the client is refused with 429.'),
-  },
-  { additionalProperties: false },
-);
+function Protection(description: string) {
+  return Type.Object(
+    {
+      threshold: Type.Integer({ minimum: 1, description: 'Events within window that trigger a block.' }),
+      window: Duration('Sliding window the events are counted in.'),
+      block: Duration('How long the client is refused with 429.'),
+    },
+    { additionalProperties: false, description },
+  );
+}
 
 const RequestRules = Type.Object(
   {
@@ -344,7 +346,7 @@ const ResponseRules = Type.Object(
       }),
     ),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'Response filtering for this route.' },
 );
 
 const Deprecation = Type.Object(
@@ -363,7 +365,7 @@ const Deprecation = Type.Object(
       Type.String({ minLength: 1, description: 'Migration guide, sent as Link rel="deprecation".' }),
     ),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'Deprecation (RFC 9745) and sunset (RFC 8594) of this route.' },
 );
 
 export const Route = Type.Object(
@@ -418,7 +420,7 @@ const Defaults = Type.Object(
     rateLimit: Type.Optional(NameOrNames('Rate limit name(s) for routes without their own.')),
     maxBodyBytes: Type.Optional(Quantity('Largest accepted request body. Default 1Mi.')),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'Settings for routes that do not set their own.' },
 );
 
 export const ApiPolicySpec = Type.Object(
@@ -461,8 +463,10 @@ export const ApiPolicySpec = Type.Object(
     protection: Type.Optional(
       Type.Object(
         {
-          authFailures: Type.Optional(Protection),
-          unmatched: Type.Optional(Protection),
+          authFailures: Type.Optional(
+            Protection('Blocking of clients with repeated authentication failures.'),
+          ),
+          unmatched: Type.Optional(Protection('Blocking of clients that probe undeclared paths.')),
         },
         { additionalProperties: false, description: 'Temporary blocking of abusive clients.' },
       ),
