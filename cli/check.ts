@@ -51,7 +51,7 @@ export function loadEngine(io: CliIo, files: string[]): PolicyEngine | null {
   }
   const compiled = compilePolicies(read.policies.map((p) => p.policy));
   for (const d of compiled.diagnostics.filter((x) => x.severity === 'warning')) io.err(formatDiagnostic(d));
-  return compiled.bundle ? PolicyEngine.load(compiled.bundle) : null;
+  return PolicyEngine.load(compiled.bundle);
 }
 
 /** Parses `"METHOD /path"`. */

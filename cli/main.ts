@@ -3,6 +3,7 @@
  * process's streams, and turns its result into an exit code (2 on bad usage).
  */
 import { readFileSync } from 'node:fs';
+import { AGENT_HELP, runAgent } from './agent.ts';
 import { CHECK_HELP, runCheck } from './check.ts';
 import { type CliIo, EXIT, processIo, UsageError } from './cli-io.ts';
 import { runTest, TEST_HELP } from './test-cases.ts';
@@ -14,13 +15,17 @@ Tollgate enforces ApiPolicy (mTLS identity, JWT, object-level authorization,
 rate limits, request validation) on every request reaching a pod.
 
 Commands:
+  agent --policy PATH --upstream URL   run the sidecar (standalone: policy from a file)
   validate FILE...                     check ApiPolicy files (exit 1 on any problem)
   check -f FILE "METHOD /path" [...]   explain the decision for one request, offline
   test -f FILE CASES.yaml              run request cases against a policy (CI)
 
 Run 'tollgate COMMAND --help' for a command's options.`;
 
-const COMMANDS: Record<string, { run: (args: string[], io: CliIo) => number; help: string }> = {
+type Command = (args: string[], io: CliIo) => number | Promise<number>;
+
+const COMMANDS: Record<string, { run: Command; help: string }> = {
+  agent: { run: runAgent, help: AGENT_HELP },
   validate: { run: runValidate, help: VALIDATE_HELP },
   check: { run: runCheck, help: CHECK_HELP },
   test: { run: runTest, help: TEST_HELP },
@@ -43,7 +48,7 @@ function version(): string {
 }
 
 /** Runs the CLI; returns the exit code. */
-export function main(argv: string[], io: CliIo): number {
+export async function main(argv: string[], io: CliIo): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     io.out(MAIN_HELP);
@@ -59,7 +64,7 @@ export function main(argv: string[], io: CliIo): number {
     return EXIT.usage;
   }
   try {
-    return cmd.run(rest, io);
+    return await cmd.run(rest, io);
   } catch (e) {
     if (e instanceof UsageError) {
       io.err(`tollgate ${command}: ${e.message}\nRun 'tollgate ${command} --help' for usage.`);
@@ -70,5 +75,5 @@ export function main(argv: string[], io: CliIo): number {
 }
 
 if (import.meta.main) {
-  process.exitCode = main(process.argv.slice(2), processIo);
+  process.exitCode = await main(process.argv.slice(2), processIo);
 }

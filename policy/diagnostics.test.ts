@@ -39,11 +39,7 @@ describe('formatPath', () => {
 describe('formatDiagnostic', () => {
   const cases: [name: string, d: Diagnostic, text: string][] = [
     ['error without a file', error(['spec', 'port'], 'must be >= 1'), 'spec.port: must be >= 1'],
-    [
-      'warning without a file',
-      warning(['spec', 'routes', 0], 'is odd'),
-      'spec.routes[0]: warning: is odd',
-    ],
+    ['warning without a file', warning(['spec', 'routes', 0], 'is odd'), 'spec.routes[0]: warning: is odd'],
     [
       'error with file and position',
       { ...error(['spec', 'routes', 1, 'when'], 'invalid CEL'), file: 'p.yaml', line: 12, col: 9 },
@@ -59,11 +55,7 @@ describe('formatDiagnostic', () => {
       { ...error([], 'YAML: bad'), file: 'x.yaml' },
       'x.yaml:1:1: (root): YAML: bad',
     ],
-    [
-      'a position without a file is not printed',
-      { ...error(['spec'], 'm'), line: 4, col: 2 },
-      'spec: m',
-    ],
+    ['a position without a file is not printed', { ...error(['spec'], 'm'), line: 4, col: 2 }, 'spec: m'],
   ];
   for (const [name, d, text] of cases) {
     it(name, () => {

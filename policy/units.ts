@@ -39,7 +39,7 @@ const BINARY: Record<string, number> = {
   Ei: 2 ** 60,
 };
 const DECIMAL: Record<string, number> = { '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };
-const QUANTITY = /^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$/;
+const QUANTITY = /^\+?([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/;
 
 /**
  * Parses a Kubernetes quantity used as a byte size (`64Ki`, `1Mi`, `1000`, `1e3`)
@@ -53,7 +53,7 @@ export function parseByteQuantity(value: number | string): number | null {
   const base = Number(m[1]);
   const suffix = m[2] ?? '';
   let factor: number | undefined;
-  if (suffix.startsWith('e') || suffix.startsWith('E')) factor = 10 ** Number(suffix.slice(1));
+  if (/^[eE][+-]?[0-9]+$/.test(suffix)) factor = 10 ** Number(suffix.slice(1));
   else factor = BINARY[suffix] ?? DECIMAL[suffix];
   if (factor === undefined) return null;
   const bytes = Math.ceil(base * factor);

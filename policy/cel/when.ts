@@ -61,6 +61,17 @@ function collectParamRefs(node: ASTNode, out: Set<string>): void {
     const [target, field] = node.args as [ASTNode, string];
     if (target.op === 'id' && target.args === 'params') out.add(field);
   }
+  if (node.op === '[]' || node.op === '[?]') {
+    const [target, key] = node.args as [ASTNode, ASTNode];
+    if (
+      target.op === 'id' &&
+      target.args === 'params' &&
+      key.op === 'value' &&
+      typeof key.args === 'string'
+    ) {
+      out.add(key.args);
+    }
+  }
   const args: unknown = node.args;
   if (!Array.isArray(args)) return;
   for (const a of args.flat()) {
@@ -99,5 +110,33 @@ export function compileWhen(source: string): WhenResult {
         }
       },
     },
+  };
+}
+
+export interface WhenInput {
+  method: string;
+  /** Normalized path. */
+  path: string;
+  /** Lowercase names, repeated values already joined with ", ". */
+  headers: Readonly<Record<string, string>>;
+  /** Raw query string (without '?'), or null. */
+  query: string | null;
+  params: Readonly<Record<string, string>>;
+  claims: Record<string, unknown> | null;
+  peer: WhenContext['peer'];
+  ip: string;
+}
+
+/** Builds the `when` variables; the query keeps the first value of each parameter. */
+export function whenContext(input: WhenInput): WhenContext {
+  const query: Record<string, string> = {};
+  for (const [k, v] of new URLSearchParams(input.query ?? '')) if (!Object.hasOwn(query, k)) query[k] = v;
+  const headers = { ...input.headers };
+  return {
+    request: { method: input.method, path: input.path, host: headers.host ?? '', headers, query },
+    params: { ...input.params },
+    claims: input.claims ?? {},
+    peer: input.peer,
+    source: { ip: input.ip },
   };
 }

@@ -3,7 +3,7 @@
  * port) → a PolicyBundle. Selection, conflict resolution (oldest wins), defaults
  * and unit conversion happen here, once per policy generation, never per request.
  */
-import { type Diagnostic, formatPath, hasErrors, warning } from '../diagnostics.ts';
+import { type Diagnostic, formatPath, warning } from '../diagnostics.ts';
 import type { AllowRule, ApiPolicy, JwtProvider, RateLimit, Route } from '../schema/api-policy.ts';
 import { parseByteQuantity, parseDuration, parseInstant } from '../units.ts';
 import { DEFAULTS, defaultMethods } from '../validate/defaults.ts';
@@ -36,11 +36,12 @@ export interface Conflict {
   policy: PolicyRef;
   /** The older policy that won. */
   winner: PolicyRef;
+  /** The port lost, null for every port. */
+  port: number | null;
 }
 
 export interface CompileResult {
-  /** null when any selected policy is invalid (a bad policy never replaces a good one). */
-  bundle: PolicyBundle | null;
+  bundle: PolicyBundle;
   diagnostics: Diagnostic[];
   conflicts: Conflict[];
 }
@@ -54,24 +55,28 @@ function refOf(p: ApiPolicy): PolicyRef {
 }
 
 /** Oldest first: creationTimestamp (absent sorts first, as in a file), then namespace/name. */
+function createdAt(p: ApiPolicy): number {
+  const t = Date.parse(p.metadata.creationTimestamp ?? '');
+  return Number.isNaN(t) ? Number.NEGATIVE_INFINITY : t;
+}
+
+/** Oldest first: creationTimestamp as an instant (absent sorts first, as in a file), then namespace/name. */
 function olderFirst(a: ApiPolicy, b: ApiPolicy): number {
-  const ta = a.metadata.creationTimestamp ?? '';
-  const tb = b.metadata.creationTimestamp ?? '';
-  if (ta !== tb)
-    return (
-      Date.parse(ta || '1970-01-01T00:00:00Z') - Date.parse(tb || '1970-01-01T00:00:00Z') ||
-      (ta < tb ? -1 : 1)
-    );
+  const ta = createdAt(a);
+  const tb = createdAt(b);
+  if (ta !== tb) return ta < tb ? -1 : 1;
   const na = `${a.metadata.namespace ?? ''}/${a.metadata.name}`;
   const nb = `${b.metadata.namespace ?? ''}/${b.metadata.name}`;
   return na < nb ? -1 : na > nb ? 1 : 0;
 }
 
-function portsOverlap(a: ApiPolicy, b: ApiPolicy): boolean {
-  return a.spec.port === undefined || b.spec.port === undefined || a.spec.port === b.spec.port;
-}
-
-/** Selects the policies for the workload and resolves conflicts: one policy per (workload, port). */
+/**
+ * Selects the policies for the workload and resolves conflicts per port: for
+ * each port the oldest selecting policy wins. A port policy loses to any older
+ * policy covering its port; a port-less policy loses whole to an older
+ * port-less one, and yields only the ports older port policies took (it still
+ * governs every other port: the engine prefers a port's own policy).
+ */
 export function selectPolicies(policies: readonly ApiPolicy[], workload: Workload) {
   const selected = policies
     .filter(
@@ -83,14 +88,24 @@ export function selectPolicies(policies: readonly ApiPolicy[], workload: Workloa
   const winners: ApiPolicy[] = [];
   const conflicts: Conflict[] = [];
   for (const p of selected) {
-    const older = winners.find((w) => portsOverlap(w, p));
-    if (older) conflicts.push({ policy: refOf(p), winner: refOf(older) });
+    const port = p.spec.port;
+    const older =
+      port === undefined
+        ? winners.find((w) => w.spec.port === undefined)
+        : winners.find((w) => w.spec.port === undefined || w.spec.port === port);
+    if (older) conflicts.push({ policy: refOf(p), winner: refOf(older), port: port ?? null });
     else winners.push(p);
   }
   return { winners, conflicts };
 }
 
-/** Compiles the policies that apply to `workload` into a bundle. Input documents are re-validated. */
+/**
+ * Compiles the policies that apply to `workload` into a bundle. Input documents
+ * are re-validated; invalid ones are left out (their diagnostics are returned)
+ * so one bad policy cannot take other workloads' bundles down. Callers that
+ * must not run with a policy missing (the standalone file source) check the
+ * diagnostics first.
+ */
 export function compilePolicies(policies: readonly unknown[], workload: Workload = {}): CompileResult {
   const diagnostics: Diagnostic[] = [];
   const valid: ApiPolicy[] = [];
@@ -99,7 +114,6 @@ export function compilePolicies(policies: readonly unknown[], workload: Workload
     diagnostics.push(...r.diagnostics);
     if (r.policy) valid.push(r.policy);
   }
-  if (hasErrors(diagnostics)) return { bundle: null, diagnostics, conflicts: [] };
   const { winners, conflicts } = selectPolicies(valid, workload);
   for (const c of conflicts) {
     const msg = `Conflicted: ${c.policy.namespace}/${c.policy.name} selects the same workload and port as the older ${c.winner.namespace}/${c.winner.name}, which wins`;
@@ -201,8 +215,11 @@ function compileRule(rule: AllowRule, source: string): CompiledAllowRule {
   return {
     source,
     jwt: rule.jwt ?? null,
+    // Sorted: a map's key order is not content and must not change the hash.
     claims: rule.claims
-      ? Object.entries(rule.claims).map(([claim, values]) => ({ claim, values: [...values] }))
+      ? Object.entries(rule.claims)
+          .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+          .map(([claim, values]) => ({ claim, values: [...values] }))
       : null,
     scopes: rule.scopes ? [...rule.scopes] : null,
     peers: rule.peers ? [...rule.peers] : null,
@@ -238,7 +255,10 @@ function compileRoute(policy: ApiPolicy, route: Route, index: number, defaultBod
     timeoutMs: route.timeout === undefined ? DEFAULTS.routeTimeoutMs : ms(route.timeout),
     request: {
       maxBodyBytes: bytes(req?.maxBodyBytes) ?? defaultBody,
-      contentTypes: req?.contentTypes ? req.contentTypes.map((c) => c.toLowerCase()) : null,
+      // Parameters (charset=...) do not select a media type: they are dropped.
+      contentTypes: req?.contentTypes
+        ? req.contentTypes.map((c) => (c.split(';')[0] ?? '').trim().toLowerCase())
+        : null,
       query: req?.query ?? null,
       body: req?.body ?? null,
     },

@@ -3,10 +3,10 @@
  * Authorization): allow rules compiled once per bundle into predicate lists,
  * evaluated per request with an explanation for every rule that did not hold.
  */
-import ipaddr from 'ipaddr.js';
 import { type CompiledWhen, compileWhen, type WhenContext } from '../cel/when.ts';
 import type { CompiledAllowRule, RouteAccess } from '../compile/bundle.ts';
 import { claimMatches, claimValue, tokenScopes } from './claims.ts';
+import { ipInBlocks, parseIpBlock } from './ip-block.ts';
 import { compilePeerPattern, type PeerIdentity } from './peer.ts';
 
 /** The verified identity of the caller, as the authn stage (or `check --claims`) established it. */
@@ -144,7 +144,11 @@ function compileRule(rule: CompiledAllowRule): RuleRuntime {
     );
   }
   if (rule.ipBlocks) {
-    const blocks = rule.ipBlocks.map(parseBlock);
+    const blocks = rule.ipBlocks.map((text) => {
+      const block = parseIpBlock(text);
+      if (!block) throw new Error(`${rule.source}.ipBlocks: ${text} is not an IP address or CIDR block`);
+      return block;
+    });
     transportChecks.push((i) => (ipInBlocks(i.ip, blocks) ? null : `client address ${i.ip} not in ipBlocks`));
   }
   let when: CompiledWhen | null = null;
@@ -155,19 +159,4 @@ function compileRule(rule: CompiledAllowRule): RuleRuntime {
   }
   const needsToken = rule.jwt !== null || rule.claims !== null || rule.scopes !== null;
   return { source: rule.source, needsToken, tokenChecks, transportChecks, when };
-}
-
-type Block = [ipaddr.IPv4 | ipaddr.IPv6, number];
-
-function parseBlock(text: string): Block {
-  if (text.includes('/')) return ipaddr.parseCIDR(text);
-  const addr = ipaddr.parse(text);
-  return [addr, addr.kind() === 'ipv4' ? 32 : 128];
-}
-
-function ipInBlocks(ip: string, blocks: readonly Block[]): boolean {
-  if (!ipaddr.isValid(ip)) return false;
-  // IPv4-mapped IPv6 (::ffff:1.2.3.4, what dual-stack sockets report) matches IPv4 blocks.
-  const addr = ipaddr.process(ip);
-  return blocks.some(([range, bits]) => addr.kind() === range.kind() && addr.match(range, bits));
 }

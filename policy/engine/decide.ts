@@ -3,7 +3,7 @@
  * and method → sunset → authentication outcome → authorize → rate limit. The CLI
  * (`check`, `test`) calls it offline; the agent runs the same stages per request.
  */
-import type { WhenContext } from '../cel/when.ts';
+import { whenContext } from '../cel/when.ts';
 import type { CompiledRateLimit } from '../compile/bundle.ts';
 import type { TakeResult } from '../ratelimit/token-bucket.ts';
 import type { AuthzInput, Identity } from './authorize.ts';
@@ -104,7 +104,8 @@ function base(): Partial {
 
 function finish(rt: PolicyRuntime | null, d: Partial): Decision {
   const wouldStatus = STATUS[d.code];
-  const enforced = rt === null || rt.policy.mode === 'Enforce';
+  // A target that cannot be normalized is never forwarded, so it is refused in Audit mode too.
+  const enforced = rt === null || rt.policy.mode === 'Enforce' || d.code === 'ERR_PATH_INVALID';
   const verdict = wouldStatus < 400 ? 'allow' : 'deny';
   return {
     ...d,
@@ -117,7 +118,8 @@ function finish(rt: PolicyRuntime | null, d: Partial): Decision {
 }
 
 /** Decides one request against the engine's policy for `facts.port`. */
-export function decide(engine: PolicyEngine | null, facts: RequestFacts): Decision {
+export function decide(engine: PolicyEngine | null, input: RequestFacts): Decision {
+  const facts: RequestFacts = { ...input, ip: input.ip ?? '127.0.0.1' };
   const rt = engine?.policyFor(facts.port ?? null) ?? null;
   if (!rt)
     return finish(null, { ...base(), code: 'ERR_NO_POLICY', reason: 'no policy is loaded for this port' });
@@ -220,17 +222,16 @@ function authzInput(
     identity: facts.identity ?? null,
     peer,
     ip,
-    whenContext: (): WhenContext => {
-      const headers = { ...(facts.headers ?? {}) };
-      const q: Record<string, string> = {};
-      for (const [k, v] of new URLSearchParams(query ?? '')) if (!Object.hasOwn(q, k)) q[k] = v;
-      return {
-        request: { method: facts.method, path, host: headers.host ?? '', headers, query: q },
-        params: { ...params },
-        claims: facts.identity?.claims ?? {},
+    whenContext: () =>
+      whenContext({
+        method: facts.method,
+        path,
+        headers: facts.headers ?? {},
+        query,
+        params,
+        claims: facts.identity?.claims ?? null,
         peer,
-        source: { ip },
-      };
-    },
+        ip,
+      }),
   };
 }

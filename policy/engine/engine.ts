@@ -4,12 +4,20 @@
  * Loading throws a BundleLoadError on anything that does not compile, so an
  * agent can refuse (NACK) a bad bundle and keep the old engine.
  */
+import type { ValidateFunction } from 'ajv';
 import type { CompiledPolicy, CompiledRateLimit, CompiledRoute, PolicyBundle } from '../compile/bundle.ts';
-import { BUNDLE_KIND, BUNDLE_SCHEMA_VERSION } from '../compile/bundle.ts';
+import { BUNDLE_KIND, BUNDLE_SCHEMA_VERSION, PolicyBundle as BundleSchema } from '../compile/bundle.ts';
 import { type NormalizedTarget, normalizeTarget } from '../path/normalize.ts';
 import { RouteMatcher } from '../route/matcher.ts';
 import { parseTemplate } from '../route/template.ts';
+import { createAjv } from '../validate/schema-validator.ts';
 import { AccessRuntime } from './authorize.ts';
+
+let compiledValidator: ValidateFunction | undefined;
+function bundleValidator(): ValidateFunction {
+  compiledValidator ??= createAjv().compile(BundleSchema);
+  return compiledValidator;
+}
 
 export class BundleLoadError extends Error {
   readonly code = 'ERR_BUNDLE_INVALID';
@@ -88,18 +96,27 @@ export class PolicyEngine {
     this.#anyPort = anyPort;
   }
 
-  /** Builds an engine from a bundle; throws BundleLoadError when the bundle is malformed. */
+  /**
+   * Builds an engine from a bundle (untrusted input: it may come over the network
+   * or from disk); throws BundleLoadError when it does not match the bundle
+   * schema, holds two policies for one port, or does not compile.
+   */
   static load(bundle: unknown): PolicyEngine {
-    const b = bundle as Partial<PolicyBundle> | null;
-    if (
-      !b ||
-      b.kind !== BUNDLE_KIND ||
-      b.schemaVersion !== BUNDLE_SCHEMA_VERSION ||
-      !Array.isArray(b.policies)
-    ) {
-      throw new BundleLoadError(`not a ${BUNDLE_KIND} v${BUNDLE_SCHEMA_VERSION}`);
+    const validate = bundleValidator();
+    if (!validate(bundle)) {
+      const e = validate.errors?.[0];
+      throw new BundleLoadError(
+        `not a valid ${BUNDLE_KIND} v${BUNDLE_SCHEMA_VERSION}: ${e?.instancePath || '/'} ${e?.message ?? ''}`,
+      );
     }
-    return new PolicyEngine(b as PolicyBundle);
+    const b = bundle as PolicyBundle;
+    const ports = new Set<number | null>();
+    for (const p of b.policies) {
+      if (ports.has(p.port))
+        throw new BundleLoadError(`two policies for ${p.port === null ? 'every port' : `port ${p.port}`}`);
+      ports.add(p.port);
+    }
+    return new PolicyEngine(b);
   }
 
   /** The policy for an app port: the port's own, else the one without a port; null when none applies. */

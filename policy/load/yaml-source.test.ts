@@ -42,7 +42,11 @@ describe('parseYamlSource: values', () => {
         selector: { matchLabels: { app: 'orders' } },
         routes: [
           { name: 'health', path: '/healthz', public: true },
-          { name: 'get-order', path: '/v1/orders/{id}', allow: [{ jwt: 'corp', when: 'params.id == claims.sub' }] },
+          {
+            name: 'get-order',
+            path: '/v1/orders/{id}',
+            allow: [{ jwt: 'corp', when: 'params.id == claims.sub' }],
+          },
         ],
       },
     });
@@ -153,7 +157,14 @@ describe('parseYamlSource: errors', () => {
     const parsed = parseYamlSource('spec:\n  port: 1\n  port: 2\n', 'dup.yaml');
     assert.deepEqual(parsed.documents, []);
     assert.deepEqual(parsed.diagnostics, [
-      { severity: 'error', path: [], message: 'YAML: Map keys must be unique', file: 'dup.yaml', line: 3, col: 3 },
+      {
+        severity: 'error',
+        path: [],
+        message: 'YAML: Map keys must be unique',
+        file: 'dup.yaml',
+        line: 3,
+        col: 3,
+      },
     ]);
   });
 
@@ -167,7 +178,12 @@ describe('parseYamlSource: errors', () => {
 
   it('refuses an alias bomb instead of expanding it', () => {
     const lines = ['a0: &a0 [x, x, x, x, x, x, x, x, x, x]'];
-    for (let i = 1; i < 8; i++) lines.push(`a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]`);
+    for (let i = 1; i < 8; i++)
+      lines.push(
+        `a${i}: &a${i} [${Array(10)
+          .fill(`*a${i - 1}`)
+          .join(', ')}]`,
+      );
     const parsed = parseYamlSource(lines.join('\n'), 'bomb.yaml');
     assert.deepEqual(parsed.documents, []);
     assert.equal(parsed.diagnostics.length, 1);
@@ -180,7 +196,12 @@ describe('parseYamlSource: errors', () => {
 
   it('reports an alias bomb without a file as well', () => {
     const lines = ['a0: &a0 [x, x, x, x, x, x, x, x, x, x]'];
-    for (let i = 1; i < 6; i++) lines.push(`a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]`);
+    for (let i = 1; i < 6; i++)
+      lines.push(
+        `a${i}: &a${i} [${Array(10)
+          .fill(`*a${i - 1}`)
+          .join(', ')}]`,
+      );
     const [d] = parseYamlSource(lines.join('\n')).diagnostics;
     assert.ok(d);
     assert.equal('file' in d, false);

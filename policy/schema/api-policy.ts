@@ -57,7 +57,8 @@ function NameOrNames(description: string) {
   return Type.Unsafe<string | string[]>({
     oneOf: [
       { type: 'string', minLength: 1 },
-      { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 },
+      // An empty list means no limit (a route opting out of defaults.rateLimit).
+      { type: 'array', items: { type: 'string', minLength: 1 } },
     ],
     'x-kubernetes-preserve-unknown-fields': true,
     description,
@@ -391,7 +392,9 @@ export const Route = Type.Object(
         description: 'Alternatives; a request is allowed when any holds.',
       }),
     ),
-    rateLimit: Type.Optional(NameOrNames('Rate limit name(s) for this route; overrides defaults.rateLimit.')),
+    rateLimit: Type.Optional(
+      NameOrNames('Rate limit name(s) for this route; overrides defaults.rateLimit ([] for none).'),
+    ),
     timeout: Type.Optional(Duration('Upstream timeout for this route (504 after). Default 30s.')),
     request: Type.Optional(RequestRules),
     response: Type.Optional(ResponseRules),

@@ -4,7 +4,29 @@
  * unresolvable references are errors) and use the draft 2020-12 subset that
  * Kubernetes structural schemas allow.
  */
-import { createAjv } from './schema-validator.ts';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import { K8S_KEYWORDS } from './schema-validator.ts';
+
+// ajv-formats is CommonJS; its default export is the plugin function.
+const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
+
+/**
+ * The validator for schemas users embed: JSON Schema draft 2020-12 (the
+ * contract's dialect), strict, no type coercion, formats from ajv-formats.
+ */
+export function createSchemaAjv(options: { allErrors?: boolean } = {}): Ajv2020 {
+  const ajv = new Ajv2020({
+    strict: true,
+    strictTypes: false,
+    allErrors: options.allErrors ?? true,
+    coerceTypes: false,
+    useDefaults: false,
+  });
+  addFormats(ajv);
+  for (const keyword of K8S_KEYWORDS) ajv.addKeyword({ keyword });
+  return ajv;
+}
 
 /** Keywords outside the Kubernetes structural subset (no references, no dynamic schemas). */
 const UNSUPPORTED = ['$ref', '$dynamicRef', '$defs', 'definitions', 'dependentSchemas', 'if', 'then', 'else'];
@@ -22,22 +44,24 @@ function findUnsupported(node: unknown, path: string, out: string[]): void {
       out.push(`JSON Schema keyword "${key}" at ${path || '/'} is not supported`);
     // `properties` and friends hold user names as keys: look only at their values.
     if (key === 'properties' || key === 'patternProperties') {
-      for (const [name, sub] of Object.entries(value as object))
-        findUnsupported(sub, `${path}/${key}/${name}`, out);
+      // A non-object here is left to Ajv's meta-schema check, which reports it.
+      if (!value || typeof value !== 'object') continue;
+      for (const [name, sub] of Object.entries(value)) findUnsupported(sub, `${path}/${key}/${name}`, out);
     } else if (key !== 'enum' && key !== 'const' && key !== 'default' && key !== 'examples') {
       findUnsupported(value, `${path}/${key}`, out);
     }
   }
 }
 
-let ajv: ReturnType<typeof createAjv> | undefined;
+let ajv: Ajv2020 | undefined;
 
 /** Returns problems with an embedded JSON Schema; [] when it compiles. */
 export function checkJsonSchema(schema: Record<string, unknown>): string[] {
   const out: string[] = [];
   findUnsupported(schema, '', out);
   if (out.length > 0) return out;
-  ajv ??= createAjv();
+  // One meta-schema violation is enough to say what is wrong.
+  ajv ??= createSchemaAjv({ allErrors: false });
   try {
     ajv.compile(schema);
   } catch (e) {

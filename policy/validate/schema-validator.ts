@@ -10,7 +10,7 @@ import { ApiPolicy, DURATION_PATTERN, QUANTITY_PATTERN } from '../schema/api-pol
 // ajv-formats is CommonJS; its default export is the plugin function.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
-const K8S_KEYWORDS = [
+export const K8S_KEYWORDS = [
   'x-kubernetes-int-or-string',
   'x-kubernetes-preserve-unknown-fields',
   'x-kubernetes-validations',
@@ -57,7 +57,7 @@ function describe(e: ErrorObject): { path: FieldPath; message: string } {
         message: `unknown field "${p.additionalProperty}"`,
       };
     case 'required':
-      return { path, message: `missing required field "${p.missingProperty}"` };
+      return { path: [...path, String(p.missingProperty)], message: 'is required' };
     case 'enum':
       return { path, message: `must be one of ${(p.allowedValues as unknown[]).join(', ')}` };
     case 'const':
@@ -67,7 +67,7 @@ function describe(e: ErrorObject): { path: FieldPath; message: string } {
     case 'pattern':
       return { path, message: PATTERN_MESSAGES[String(p.pattern)] ?? `must match ${p.pattern}` };
     case 'oneOf':
-      return { path, message: 'must be a name or a non-empty list of names' };
+      return { path, message: 'must be a name or a list of names' };
     case 'anyOf':
       return { path, message: 'must be a size such as 64Ki, 1Mi or a byte count' };
     case 'minProperties':

@@ -3,9 +3,9 @@
  * (unique names, template conflicts, references, CEL, CIDRs, SPIFFE IDs, nested
  * JSON Schemas, units). Each problem becomes a diagnostic at its field path.
  */
-import ipaddr from 'ipaddr.js';
 import { compileWhen } from '../cel/when.ts';
 import { type Diagnostic, error, type FieldPath, warning } from '../diagnostics.ts';
+import { isLoopbackHost, parseIpBlock } from '../engine/ip-block.ts';
 import { methodsOverlap } from '../route/matcher.ts';
 import { type PathTemplate, parseTemplate } from '../route/template.ts';
 import type { AllowRule, ApiPolicySpec, JwtProvider, Route } from '../schema/api-policy.ts';
@@ -35,7 +35,9 @@ const RESERVED_HEADERS = new Set([
   'x-forwarded-proto',
   'x-request-id',
 ]);
-const MEDIA_RANGE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+|\*)\/([!#$%&'*+.^_`|~0-9A-Za-z-]+|\*)$/;
+const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+// A media type, a type wildcard or the any-type wildcard, optionally with parameters.
+const MEDIA_RANGE = new RegExp(`^(\\*/\\*|(?!\\*/)${TOKEN}/(${TOKEN}|\\*))(\\s*;.*)?$`);
 const SPIFFE = /^spiffe:\/\/([a-z0-9._-]+|\*)(\/([A-Za-z0-9._~!$&'()+,=:@%-]+|\*))*$/;
 
 /** Validates the spec of one policy (assumed schema-valid). */
@@ -44,32 +46,43 @@ export function validateSemantics(spec: ApiPolicySpec): Diagnostic[] {
   const at = (...p: (string | number)[]): FieldPath => ['spec', ...p];
   // Each group is guarded: on a schema-invalid document (validated anyway, so every
   // problem is reported at once) a malformed part must not hide the others.
-  guard(() => checkSelector(spec, out));
-  const providers = guard(() => checkProviders(spec.jwt ?? [], out)) ?? new Set<string>();
-  const limits = guard(() => checkRateLimits(spec, providers.size > 0, out)) ?? new Set<string>();
+  guard(() => checkSelector(spec, out), at('selector'), out);
+  const providers = guard(() => checkProviders(spec.jwt ?? [], out), at('jwt'), out) ?? new Set<string>();
+  const limits =
+    guard(() => checkRateLimits(spec, providers.size > 0, out), at('rateLimits'), out) ?? new Set<string>();
   const refs = { providers, limits };
-  guard(() => {
-    if (spec.defaults?.allow) checkAllowList(spec.defaults.allow, at('defaults', 'allow'), refs, null, out);
-  });
-  guard(() => checkLimitRefs(spec.defaults?.rateLimit, at('defaults', 'rateLimit'), limits, out));
-  guard(() => checkSize(spec.defaults?.maxBodyBytes, at('defaults', 'maxBodyBytes'), out));
-  guard(() => {
-    for (const kind of ['authFailures', 'unmatched'] as const) {
-      const p = spec.protection?.[kind];
-      if (!p) continue;
-      checkDuration(p.window, at('protection', kind, 'window'), out);
-      checkDuration(p.block, at('protection', kind, 'block'), out);
-    }
-  });
-  guard(() => checkRoutes(spec, refs, out));
+  guard(
+    () => {
+      if (spec.defaults?.allow) checkAllowList(spec.defaults.allow, at('defaults', 'allow'), refs, null, out);
+      checkLimitRefs(spec.defaults?.rateLimit, at('defaults', 'rateLimit'), limits, out);
+      checkSize(spec.defaults?.maxBodyBytes, at('defaults', 'maxBodyBytes'), out);
+    },
+    at('defaults'),
+    out,
+  );
+  guard(
+    () => {
+      for (const kind of ['authFailures', 'unmatched'] as const) {
+        const p = spec.protection?.[kind];
+        if (!p) continue;
+        checkDuration(p.window, at('protection', kind, 'window'), out);
+        checkDuration(p.block, at('protection', kind, 'block'), out);
+      }
+    },
+    at('protection'),
+    out,
+  );
+  guard(() => checkRoutes(spec, refs, out), at('routes'), out);
   return out;
 }
 
-function guard<T>(fn: () => T): T | undefined {
+function guard<T>(fn: () => T, path: FieldPath, out: Diagnostic[]): T | undefined {
   try {
     return fn();
-  } catch {
-    // Only reachable on input the schema already rejected; its diagnostics say why.
+  } catch (e) {
+    // Fail closed: a part that cannot be checked is an error, never a silent pass.
+    // (On schema-invalid input the schema's own diagnostic for the part supersedes this one.)
+    out.push(error(path, `could not be validated: ${(e as Error).message}`));
     return undefined;
   }
 }
@@ -142,8 +155,8 @@ function checkJwksUri(uri: string, path: FieldPath, out: Diagnostic[]): void {
     out.push(error(path, 'must be an https:// URL'));
     return;
   }
-  const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
-  if (!loopback) out.push(warning(path, 'plain http lets anyone on the path swap the keys; use https'));
+  if (!isLoopbackHost(url.hostname))
+    out.push(warning(path, 'plain http lets anyone on the path swap the keys; use https'));
 }
 
 function checkInlineJwks(text: string, path: FieldPath, out: Diagnostic[]): void {
@@ -260,7 +273,7 @@ function checkAllowRule(
     }
   });
   (rule.ipBlocks ?? []).forEach((block, j) => {
-    if (!isCidrOrIp(block)) out.push(error([...path, 'ipBlocks', j], 'is not an IP address or CIDR block'));
+    if (!parseIpBlock(block)) out.push(error([...path, 'ipBlocks', j], 'is not an IP address or CIDR block'));
   });
   if (rule.when !== undefined) {
     const r = compileWhen(rule.when);
@@ -275,21 +288,11 @@ function checkAllowRule(
   }
 }
 
-function isCidrOrIp(text: string): boolean {
-  try {
-    if (text.includes('/')) ipaddr.parseCIDR(text);
-    else ipaddr.parse(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function checkRoutes(spec: ApiPolicySpec, refs: Refs, out: Diagnostic[]): void {
   const names = new Map<string, number>();
   const parsed: ParsedRoute[] = [];
   spec.routes.forEach((route, i) => {
-    guard(() => checkRoute(spec, route, i, refs, names, parsed, out));
+    guard(() => checkRoute(spec, route, i, refs, names, parsed, out), ['spec', 'routes', i], out);
   });
   checkConflicts(parsed, out);
 }
@@ -359,11 +362,37 @@ function checkRouteAccess(
 ) {
   if (route.public === true && route.allow) out.push(error(at('public'), 'public and allow are exclusive'));
   if (route.allow) checkAllowList(route.allow, at('allow'), refs, tpl, out);
+  if (route.public !== true && !route.allow && spec.defaults?.allow && tpl) {
+    checkInheritedParams(spec.defaults.allow, tpl, at('path'), out);
+  }
   if (route.public !== true && !route.allow && !spec.defaults?.allow) {
     out.push(
       warning(at(), 'has neither allow nor public and there is no defaults.allow: every request is denied'),
     );
   }
+}
+
+/** A route that takes defaults.allow must bind every params.X its `when`s use. */
+function checkInheritedParams(
+  rules: AllowRule[],
+  tpl: PathTemplate,
+  path: FieldPath,
+  out: Diagnostic[],
+): void {
+  const params = new Set(tpl.segments.flatMap((s) => (s.kind === 'param' ? [s.name] : [])));
+  rules.forEach((rule, j) => {
+    const r = rule.when === undefined ? null : compileWhen(rule.when);
+    for (const ref of r?.ok ? r.when.paramRefs : []) {
+      if (!params.has(ref)) {
+        out.push(
+          error(
+            path,
+            `inherits spec.defaults.allow[${j}].when, which uses params.${ref}: not a parameter here`,
+          ),
+        );
+      }
+    }
+  });
 }
 
 function checkRouteRequest(route: Route, at: At, out: Diagnostic[]): void {

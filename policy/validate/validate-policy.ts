@@ -1,7 +1,8 @@
 /**
- * The single entry point for checking policy documents: schema first, then
- * semantics (only on schema-valid documents, so semantic checks can rely on
- * types). Used by the CLI, the compiler, the agent and the operator alike.
+ * The single entry point for checking policy documents: the schema, then the
+ * semantic checks (also on schema-invalid documents, guarded, so one pass
+ * reports every problem). Used by the CLI, the compiler, the agent and the
+ * operator alike.
  */
 import type { Diagnostic, FieldPath } from '../diagnostics.ts';
 import { parseYamlSource, type SourceDocument } from '../load/yaml-source.ts';
@@ -19,7 +20,10 @@ export function validatePolicy(doc: unknown): { policy: ApiPolicy | null; diagno
   // findings inside a field the schema already rejected would only repeat it.
   const rejected = schemaDiagnostics.map((d) => d.path);
   const semantic = validateSemantics(spec as ApiPolicySpec).filter(
-    (d) => !rejected.some((p) => isPrefix(p, d.path)),
+    (d) =>
+      !rejected.some((p) => isPrefix(p, d.path)) &&
+      // A part that could not be checked only matters when the schema found nothing.
+      !(rejected.length > 0 && d.message.startsWith('could not be validated')),
   );
   const diagnostics = [...schemaDiagnostics, ...semantic];
   const valid = !diagnostics.some((d) => d.severity === 'error');

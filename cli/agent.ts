@@ -1,0 +1,52 @@
+/** `tollgate agent`: process wiring for the standalone sidecar (config, logger, signals). */
+import { pino } from 'pino';
+import { Agent, PolicyLoadError } from '../agent/agent.ts';
+import { agentHelp, ConfigError, parseAgentConfig } from '../agent/config.ts';
+import { formatDiagnostic } from '../policy/diagnostics.ts';
+import { type CliIo, EXIT } from './cli-io.ts';
+
+export const AGENT_HELP = agentHelp();
+
+/** Starts the agent; resolves with an exit code only when it cannot start (it runs until a signal). */
+export async function runAgent(args: string[], io: CliIo): Promise<number> {
+  let config: ReturnType<typeof parseAgentConfig>;
+  try {
+    config = parseAgentConfig(args);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    for (const p of e.problems) io.err(`tollgate agent: ${p}`);
+    io.err("Run 'tollgate agent --help' for usage.");
+    return EXIT.usage;
+  }
+  if (!config) {
+    io.out(AGENT_HELP);
+    return EXIT.ok;
+  }
+  const logger = pino({ level: config.logLevel, base: { component: 'agent' } });
+  const agent = new Agent(config, { logger });
+  try {
+    const { listen, admin } = await agent.start();
+    logger.info(
+      { listen: `${listen.address}:${listen.port}`, admin: `${admin.address}:${admin.port}` },
+      'agent started',
+    );
+  } catch (e) {
+    if (e instanceof PolicyLoadError) {
+      for (const d of e.diagnostics) io.err(formatDiagnostic(d));
+      io.err('tollgate agent: the policy is invalid; not starting');
+      return EXIT.failed;
+    }
+    io.err(`tollgate agent: ${(e as Error).message}`);
+    return EXIT.failed;
+  }
+  const stop = (signal: string) => {
+    logger.info({ signal }, 'draining');
+    agent.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  return new Promise<number>(() => {});
+}
