@@ -1,0 +1,214 @@
+/**
+ * The standalone agent: a file policy source, the inbound proxy running the
+ * pipeline, the forwarder to the app and the admin server, wired together.
+ * Fails closed: until a policy is loaded every request gets 503.
+ */
+import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Diagnostic } from '../policy/diagnostics.ts';
+import { formatDiagnostic } from '../policy/diagnostics.ts';
+import { createAdminServer } from './admin/admin-server.ts';
+import type { AgentConfig } from './config.ts';
+import { type PolicyError, rescue } from './errors.ts';
+import { bundleStates } from './pipeline/bundle-state.ts';
+import { decideRequest, type PipelineEnv, type RequestInfo } from './pipeline/decide-request.ts';
+import { LocalLimiter } from './pipeline/ratelimit/local-limiter.ts';
+import { Forwarder } from './proxy/forwarder.ts';
+import { createInboundServer, drainServer } from './proxy/inbound-server.ts';
+import { checkRequestFraming } from './proxy/request-framing.ts';
+import { requestIdFrom } from './proxy/upstream-headers.ts';
+import { FilePolicySource } from './source/file-source.ts';
+import { Metrics } from './telemetry/metrics.ts';
+
+/** The logging calls the agent makes (pino's shape). */
+export interface Logger {
+  debug(fields: object, msg: string): void;
+  info(fields: object, msg: string): void;
+  warn(fields: object, msg: string): void;
+  error(fields: object, msg: string): void;
+}
+
+export interface AgentDeps {
+  logger: Logger;
+  now?: () => number;
+  fetch?: typeof fetch;
+}
+
+export class PolicyLoadError extends Error {
+  readonly code = 'ERR_POLICY_LOAD';
+  readonly diagnostics: Diagnostic[];
+  constructor(diagnostics: Diagnostic[]) {
+    super('the policy could not be loaded');
+    this.diagnostics = diagnostics;
+  }
+}
+
+function clientIp(socket: Socket): string {
+  const ip = socket.remoteAddress ?? '';
+  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+}
+
+export class Agent {
+  readonly metrics = new Metrics();
+  readonly #config: AgentConfig;
+  readonly #deps: AgentDeps;
+  readonly #source: FilePolicySource;
+  readonly #forwarder: Forwarder;
+  readonly #env: PipelineEnv;
+  #inbound: Server | undefined;
+  #admin: Server | undefined;
+
+  constructor(config: AgentConfig, deps: AgentDeps) {
+    this.#config = config;
+    this.#deps = deps;
+    const now = deps.now ?? Date.now;
+    const upstreamPort = Number(config.upstream.port || 80);
+    this.#source = new FilePolicySource({
+      path: config.policyPath,
+      workload: { port: upstreamPort, ...(config.labels ? { labels: config.labels } : {}) },
+      onLoad: (engine, diagnostics) => {
+        for (const d of diagnostics) deps.logger.warn({ diagnostic: formatDiagnostic(d) }, 'policy warning');
+        this.metrics.inc('tollgate_policy_reloads_total', { result: 'success' });
+        this.metrics.reset('tollgate_policy_bundle_info');
+        this.metrics.set(
+          'tollgate_policy_bundle_info',
+          { version: engine.bundle.version },
+          1,
+          'Loaded bundle',
+        );
+        deps.logger.info(
+          { version: engine.bundle.version, policies: engine.bundle.policies.length },
+          'policy loaded',
+        );
+      },
+      onReject: (diagnostics) => {
+        this.metrics.inc('tollgate_policy_reloads_total', { result: 'rejected' });
+        const lines = diagnostics.map(formatDiagnostic);
+        deps.logger.error({ diagnostics: lines }, 'policy rejected, keeping the last good one');
+      },
+    });
+    this.#forwarder = new Forwarder({ upstream: config.upstream });
+    const authnOptions = { ...(deps.fetch ? { fetch: deps.fetch } : {}), now };
+    this.#env = {
+      port: upstreamPort,
+      limiter: new LocalLimiter({ now }),
+      now,
+      state: bundleStates(authnOptions),
+    };
+  }
+
+  /** Loads the policy (throws PolicyLoadError when it is invalid), then starts listening. */
+  async start(): Promise<{ listen: AddressInfo; admin: AddressInfo }> {
+    const first = this.#source.reload();
+    if (!first.ok) throw new PolicyLoadError(first.diagnostics);
+    this.#source.watch();
+    this.#admin = createAdminServer({ engine: () => this.#source.current, metrics: this.metrics });
+    this.#inbound = createInboundServer({
+      onRequest: (req, res, ctl) => this.#handle(req, res, ctl),
+      onUpgrade: (req, socket, head) => this.#handleUpgrade(req, socket as Socket, head),
+    });
+    const admin = await listen(this.#admin, this.#config.admin.host, this.#config.admin.port);
+    const inbound = await listen(this.#inbound, this.#config.listen.host, this.#config.listen.port);
+    return { listen: inbound, admin };
+  }
+
+  /** Graceful stop: no new connections, in-flight requests finish (up to timeoutMs). */
+  async stop(timeoutMs = 10_000): Promise<void> {
+    this.#source.close();
+    if (this.#inbound) await drainServer(this.#inbound, { timeoutMs });
+    if (this.#admin) await drainServer(this.#admin, { timeoutMs: 1000 });
+    await this.#forwarder.close();
+  }
+
+  #info(req: IncomingMessage): RequestInfo {
+    return {
+      req,
+      requestId: requestIdFrom(req),
+      clientIp: clientIp(req.socket),
+      proto: 'http',
+      peerId: null,
+    };
+  }
+
+  #handle(req: IncomingMessage, res: ServerResponse, ctl: { continue(): void }): void {
+    const info = this.#info(req);
+    const framing = checkRequestFraming(req);
+    if (framing) return this.#deny(res, info, framing, true);
+    decideRequest(this.#source.current, info, this.#env)
+      .then((plan) => {
+        this.#record(info, plan.route, plan.decision, plan.findings);
+        ctl.continue();
+        return this.#forwarder.forward(req, res, {
+          method: req.method ?? 'GET',
+          path: plan.path,
+          headers: plan.headers,
+          timeoutMs: plan.timeoutMs,
+          // The request id is echoed in every mode: it is proxy hygiene, not policy.
+          onResponse: () => ({ ...plan.responseHeaders, 'x-request-id': info.requestId }),
+        });
+      })
+      .catch((e: unknown) => this.#deny(res, info, e, !req.complete));
+  }
+
+  #handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const info = this.#info(req);
+    const refuse = (e: unknown) => {
+      this.#recordError(info, e);
+      const p = rescue(e, info.requestId);
+      const headers = Object.entries({ ...p.headers, connection: 'close' })
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('');
+      socket.end(`HTTP/1.1 ${p.status} ${STATUS_CODES[p.status] ?? 'Error'}\r\n${headers}\r\n${p.body}`);
+    };
+    const framing = checkRequestFraming(req);
+    if (framing) return refuse(framing);
+    decideRequest(this.#source.current, info, this.#env)
+      .then((plan) => {
+        this.#record(info, plan.route, plan.decision, plan.findings);
+        return this.#forwarder.forwardUpgrade(req, socket, head, { path: plan.path, headers: plan.headers });
+      })
+      .catch(refuse);
+  }
+
+  #deny(res: ServerResponse, info: RequestInfo, e: unknown, close: boolean): void {
+    this.#recordError(info, e);
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const p = rescue(e, info.requestId);
+    res.writeHead(p.status, close ? { ...p.headers, connection: 'close' } : p.headers);
+    res.end(info.req.method === 'HEAD' ? undefined : p.body);
+  }
+
+  #record(info: RequestInfo, route: string | null, decision: string, findings: PolicyError[]): void {
+    this.metrics.inc('tollgate_requests_total', { route: route ?? '(none)', decision, code: 'OK' });
+    for (const f of findings) {
+      this.#deps.logger.info(
+        { requestId: info.requestId, route, code: f.code, mode: 'Audit' },
+        'request would be denied',
+      );
+    }
+  }
+
+  #recordError(info: RequestInfo, e: unknown): void {
+    const code = (e as { code?: string }).code ?? 'ERR_INTERNAL';
+    const route = (e as { route?: string | null }).route ?? '(none)';
+    this.metrics.inc('tollgate_requests_total', { route, decision: 'deny', code });
+    if (code === 'ERR_INTERNAL' || !(e as { code?: string }).code) {
+      this.#deps.logger.error({ requestId: info.requestId, err: String(e) }, 'request failed');
+    } else {
+      this.#deps.logger.info({ requestId: info.requestId, code }, 'request denied');
+    }
+  }
+}
+
+function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}

@@ -1,0 +1,138 @@
+/**
+ * The agent's process configuration: every flag declared once (name, default,
+ * description), parsed once, all problems listed together, then frozen.
+ */
+import { parseArgs } from 'node:util';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface AgentConfig {
+  policyPath: string;
+  upstream: URL;
+  listen: HostPort;
+  admin: HostPort;
+  /** Pod labels for selectors; null = every policy in the file applies. */
+  labels: Readonly<Record<string, string>> | null;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+interface FlagSpec {
+  type: 'string' | 'boolean';
+  default?: string;
+  description: string;
+}
+
+export const AGENT_FLAGS: Readonly<Record<string, FlagSpec>> = {
+  policy: {
+    type: 'string',
+    description: 'ApiPolicy YAML file or folder (standalone mode); reloaded on change',
+  },
+  upstream: {
+    type: 'string',
+    description: 'the app, e.g. http://127.0.0.1:8080 (its port selects policies)',
+  },
+  listen: { type: 'string', default: '0.0.0.0:15006', description: 'inbound listener HOST:PORT' },
+  admin: {
+    type: 'string',
+    default: '127.0.0.1:15020',
+    description: 'admin listener HOST:PORT (/healthz /readyz /metrics /config)',
+  },
+  labels: { type: 'string', description: 'pod labels k=v,... matched against policy selectors' },
+  'log-level': { type: 'string', default: 'info', description: 'debug | info | warn | error' },
+  help: { type: 'boolean', description: 'show this help' },
+};
+
+export function agentHelp(): string {
+  const lines = ['Usage: tollgate agent --policy PATH --upstream URL [options]', '', 'Options:'];
+  for (const [name, spec] of Object.entries(AGENT_FLAGS)) {
+    const arg = spec.type === 'string' ? ` ${name.toUpperCase().replace('-', '_')}` : '';
+    const def = spec.default === undefined ? '' : ` (default ${spec.default})`;
+    lines.push(`  --${name}${arg}`.padEnd(28) + spec.description + def);
+  }
+  return lines.join('\n');
+}
+
+export class ConfigError extends Error {
+  readonly code = 'ERR_CONFIG_INVALID';
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(problems.join('; '));
+    this.problems = problems;
+  }
+}
+
+function parseHostPort(flag: string, text: string, problems: string[]): HostPort {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):(\d{1,5})$/.exec(text);
+  const port = Number(m?.[2]);
+  if (!m?.[1] || !Number.isInteger(port) || port > 65535) {
+    problems.push(`--${flag}: expected HOST:PORT, got ${JSON.stringify(text)}`);
+    return { host: '127.0.0.1', port: 0 };
+  }
+  return { host: m[1].replace(/^\[|\]$/g, ''), port };
+}
+
+function parseUpstream(text: string | undefined, problems: string[]): URL {
+  if (text === undefined) {
+    problems.push('--upstream is required');
+    return new URL('http://127.0.0.1:1');
+  }
+  try {
+    const url = new URL(text);
+    if (url.protocol !== 'http:')
+      problems.push('--upstream: only http:// upstreams are supported (the app is on loopback)');
+    if (url.pathname !== '/' || url.search || url.hash)
+      problems.push('--upstream: give an origin (no path or query)');
+    return url;
+  } catch {
+    problems.push(`--upstream: not a URL: ${JSON.stringify(text)}`);
+    return new URL('http://127.0.0.1:1');
+  }
+}
+
+function parseLabels(text: string | undefined, problems: string[]): Record<string, string> | null {
+  if (text === undefined) return null;
+  const labels: Record<string, string> = {};
+  for (const pair of text.split(',').filter(Boolean)) {
+    const i = pair.indexOf('=');
+    if (i <= 0) problems.push(`--labels: expected k=v, got ${JSON.stringify(pair)}`);
+    else labels[pair.slice(0, i).trim()] = pair.slice(i + 1).trim();
+  }
+  return labels;
+}
+
+/** Parses agent flags; throws ConfigError listing every problem. Returns null for --help. */
+export function parseAgentConfig(args: string[]): AgentConfig | null {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    const options = Object.fromEntries(
+      Object.entries(AGENT_FLAGS).map(([k, s]) => [
+        k,
+        { type: s.type, ...(s.default ? { default: s.default } : {}) },
+      ]),
+    );
+    values = parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+  } catch (e) {
+    throw new ConfigError([(e as Error).message.split('\n')[0] ?? 'bad arguments']);
+  }
+  if (values.help) return null;
+  const problems: string[] = [];
+  const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
+  const policyPath = str('policy');
+  if (policyPath === undefined) problems.push('--policy is required (standalone mode)');
+  const logLevel = str('log-level') ?? 'info';
+  if (!['debug', 'info', 'warn', 'error'].includes(logLevel))
+    problems.push('--log-level: debug | info | warn | error');
+  const config: AgentConfig = {
+    policyPath: policyPath ?? '',
+    upstream: parseUpstream(str('upstream'), problems),
+    listen: parseHostPort('listen', str('listen') ?? '', problems),
+    admin: parseHostPort('admin', str('admin') ?? '', problems),
+    labels: parseLabels(str('labels'), problems),
+    logLevel: logLevel as AgentConfig['logLevel'],
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(config);
+}

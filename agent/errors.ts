@@ -1,0 +1,96 @@
+/**
+ * The agent's typed request errors and the one rescue table that turns them
+ * into responses (status, problem+json, extra headers). Stages throw
+ * PolicyError; only the edge (rescue) decides what the client sees.
+ */
+
+export type PolicyErrorCode =
+  | 'ERR_PATH_INVALID'
+  | 'ERR_REQUEST_MALFORMED'
+  | 'ERR_ROUTE_NOT_FOUND'
+  | 'ERR_ROUTE_METHOD'
+  | 'ERR_ROUTE_SUNSET'
+  | 'ERR_AUTHN_INVALID_TOKEN'
+  | 'ERR_AUTHN_REQUIRED'
+  | 'ERR_AUTHZ_DENIED'
+  | 'ERR_RATE_LIMITED'
+  | 'ERR_NO_POLICY'
+  | 'ERR_UPSTREAM_UNAVAILABLE'
+  | 'ERR_UPSTREAM_TIMEOUT'
+  | 'ERR_UPSTREAM_FAILED'
+  | 'ERR_INTERNAL';
+
+/** A request that must not go on; `detail` is shown to the client (never secrets or addresses). */
+export class PolicyError extends Error {
+  readonly code: PolicyErrorCode;
+  readonly detail: string;
+  /** Response headers this error adds (Allow, WWW-Authenticate, Retry-After, ...). */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The route the request had matched when it was refused, for telemetry. */
+  route: string | null = null;
+
+  constructor(code: PolicyErrorCode, detail: string, headers: Record<string, string> = {}) {
+    super(`${code}: ${detail}`);
+    this.name = 'PolicyError';
+    this.code = code;
+    this.detail = detail;
+    this.headers = headers;
+  }
+}
+
+interface RescueEntry {
+  status: number;
+  title: string;
+}
+
+/** code → status and problem title (docs/errors.md lists the same). */
+export const RESCUE: Readonly<Record<PolicyErrorCode, RescueEntry>> = {
+  ERR_PATH_INVALID: { status: 400, title: 'Invalid request path' },
+  ERR_REQUEST_MALFORMED: { status: 400, title: 'Malformed request' },
+  ERR_ROUTE_NOT_FOUND: { status: 404, title: 'Not found' },
+  ERR_ROUTE_METHOD: { status: 405, title: 'Method not allowed' },
+  ERR_ROUTE_SUNSET: { status: 410, title: 'Gone' },
+  ERR_AUTHN_INVALID_TOKEN: { status: 401, title: 'Invalid token' },
+  ERR_AUTHN_REQUIRED: { status: 401, title: 'Authentication required' },
+  ERR_AUTHZ_DENIED: { status: 403, title: 'Forbidden' },
+  ERR_RATE_LIMITED: { status: 429, title: 'Too many requests' },
+  ERR_NO_POLICY: { status: 503, title: 'No policy loaded' },
+  ERR_UPSTREAM_UNAVAILABLE: { status: 503, title: 'Upstream unavailable' },
+  ERR_UPSTREAM_TIMEOUT: { status: 504, title: 'Upstream timeout' },
+  ERR_UPSTREAM_FAILED: { status: 502, title: 'Bad gateway' },
+  ERR_INTERNAL: { status: 500, title: 'Internal error' },
+};
+
+export interface ProblemResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** The problem+json response (RFC 9457) for an error; anything that is not a PolicyError is a 500. */
+export function rescue(error: unknown, requestId: string): ProblemResponse {
+  const e =
+    error instanceof PolicyError
+      ? error
+      : new PolicyError('ERR_INTERNAL', 'the request could not be processed');
+  const entry = RESCUE[e.code];
+  const body = JSON.stringify({
+    type: `https://tollgate.dev/errors#${e.code}`,
+    title: entry.title,
+    status: entry.status,
+    detail: e.detail,
+    code: e.code,
+    requestId,
+  });
+  return {
+    status: entry.status,
+    headers: {
+      ...e.headers,
+      'content-type': 'application/problem+json',
+      'content-length': String(Buffer.byteLength(body)),
+      'cache-control': 'no-store',
+      'x-request-id': requestId,
+    },
+    body,
+  };
+}

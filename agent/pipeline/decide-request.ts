@@ -1,0 +1,184 @@
+/**
+ * The per-request policy pipeline of the agent, in the contract's order:
+ * normalize → route/method → sunset → authenticate → authorize → rate limit.
+ * It returns a forward plan or throws a PolicyError; in Audit mode every denial
+ * is recorded as a finding instead and the request goes on unchanged.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { CompiledPolicy } from '../../policy/compile/bundle.ts';
+import type { AuthzInput } from '../../policy/engine/authorize.ts';
+import { rateLimitKey } from '../../policy/engine/decide.ts';
+import type { PolicyEngine, RouteRuntime } from '../../policy/engine/engine.ts';
+import { parsePeer } from '../../policy/engine/peer.ts';
+import { PolicyError } from '../errors.ts';
+import { buildUpstreamHeaders } from '../proxy/upstream-headers.ts';
+import { claimHeaderValues, stripToken } from './authn/authenticator.ts';
+import type { BundleState } from './bundle-state.ts';
+import { deprecationHeaders } from './deprecation.ts';
+import { closestToRefusing, type LocalLimiter, rateLimitHeaders } from './ratelimit/local-limiter.ts';
+import { whenContextFor } from './when-context.ts';
+
+/** What the forwarder needs once a request is allowed. */
+export interface ForwardPlan {
+  policy: CompiledPolicy;
+  route: string | null;
+  /** Normalized path plus the original query: exactly what was authorized. */
+  path: string;
+  headers: Record<string, string | string[]>;
+  timeoutMs: number;
+  /** Headers added to the client response (rate limit, deprecation); none in Audit mode. */
+  responseHeaders: Record<string, string>;
+  /** Denials an Enforce-mode policy would have answered (Audit mode only). */
+  findings: PolicyError[];
+  decision: 'allow' | 'undeclared' | 'audit-deny';
+}
+
+export interface RequestInfo {
+  req: IncomingMessage;
+  requestId: string;
+  clientIp: string;
+  proto: 'http' | 'https';
+  /** mTLS peer SPIFFE ID, when the connection carried a verified certificate. */
+  peerId: string | null;
+}
+
+export interface PipelineEnv {
+  port: number | null;
+  limiter: LocalLimiter;
+  now: () => number;
+  state: (engine: PolicyEngine) => BundleState;
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+export async function decideRequest(
+  engine: PolicyEngine | null,
+  info: RequestInfo,
+  env: PipelineEnv,
+): Promise<ForwardPlan> {
+  const rt = engine?.policyFor(env.port) ?? null;
+  if (!engine || !rt) throw new PolicyError('ERR_NO_POLICY', 'no policy is loaded for this workload yet');
+  const policy = rt.policy;
+  const audit = policy.mode === 'Audit';
+  const findings: PolicyError[] = [];
+  let routeName: string | null = null;
+  const deny = (e: PolicyError) => {
+    e.route = routeName;
+    if (!audit) throw e;
+    findings.push(e);
+  };
+  const { req } = info;
+  const method = req.method ?? 'GET';
+  const routed = rt.route(method, req.url ?? '/');
+  // A target that cannot be normalized cannot be forwarded safely, audit or not.
+  if (routed.kind === 'bad-target') throw new PolicyError('ERR_PATH_INVALID', routed.detail);
+  const target = routed.target;
+  if (routed.kind === 'method-not-allowed') {
+    deny(
+      new PolicyError('ERR_ROUTE_METHOD', `${method} is not allowed here`, {
+        allow: routed.allow.join(', '),
+      }),
+    );
+  } else if (routed.kind === 'unmatched' && policy.unmatched === 'Deny') {
+    deny(new PolicyError('ERR_ROUTE_NOT_FOUND', 'no route matches this path'));
+  }
+  const route: RouteRuntime | null = routed.kind === 'matched' ? routed.route : null;
+  const params = routed.kind === 'matched' ? routed.params : {};
+  routeName = route?.route.name ?? null;
+  const now = env.now();
+  const sunset = route?.route.deprecation?.sunsetMs ?? null;
+  if (sunset !== null && now >= sunset)
+    deny(new PolicyError('ERR_ROUTE_SUNSET', 'this API route has been retired'));
+
+  const state = env.state(engine);
+  const auth = state.authenticator(policy);
+  const authn = auth ? await auth.authenticate(req.headers) : ({ kind: 'none' } as const);
+  const identity = authn.kind === 'valid' ? { provider: authn.provider, claims: authn.claims } : null;
+  const setHeaders: Record<string, string> = {};
+  if (authn.kind === 'invalid') deny(invalidToken());
+  if (authn.kind === 'valid') {
+    const provider = policy.jwt.find((p) => p.name === authn.provider);
+    const values = provider ? claimHeaderValues(provider, authn.claims) : { ok: true as const, headers: {} };
+    if (values.ok) Object.assign(setHeaders, values.headers);
+    else deny(invalidToken());
+  }
+
+  const peer = info.peerId ? parsePeer(info.peerId) : null;
+  if (route) {
+    const input: AuthzInput = {
+      identity,
+      peer,
+      ip: info.clientIp,
+      whenContext: () =>
+        whenContextFor(req, target.path, target.query, params, identity, peer, info.clientIp),
+    };
+    const r = route.access.authorize(input);
+    if (!r.allowed) {
+      deny(
+        r.status === 401
+          ? new PolicyError('ERR_AUTHN_REQUIRED', 'a valid token is required', {
+              'www-authenticate': 'Bearer',
+            })
+          : new PolicyError('ERR_AUTHZ_DENIED', 'the caller is not allowed to do this'),
+      );
+    }
+  }
+
+  const responseHeaders: Record<string, string> = {};
+  if (route && route.limits.length > 0) {
+    const facts = {
+      method,
+      target: target.path,
+      headers: flatHeaders(req),
+      identity,
+      peer: info.peerId,
+      ip: info.clientIp,
+    };
+    const outcomes = route.limits.map((l) => env.limiter.take(l, rateLimitKey(l, facts)));
+    const decisive = closestToRefusing(outcomes);
+    if (decisive) {
+      const headers = rateLimitHeaders(decisive, now);
+      if (!decisive.allowed)
+        deny(new PolicyError('ERR_RATE_LIMITED', `rate limit ${decisive.limit.name} exceeded`, headers));
+      Object.assign(responseHeaders, headers);
+    }
+  }
+  if (route?.route.deprecation) Object.assign(responseHeaders, deprecationHeaders(route.route.deprecation));
+
+  const headers = buildUpstreamHeaders(req, {
+    clientIp: info.clientIp,
+    proto: info.proto,
+    requestId: info.requestId,
+    remove: state.identityHeaders,
+    set: setHeaders,
+  });
+  if (authn.kind === 'valid') {
+    const provider = policy.jwt.find((p) => p.name === authn.provider);
+    if (provider && !provider.forwardToken) stripToken(headers, authn);
+  }
+  return {
+    policy,
+    route: route?.route.name ?? null,
+    path: target.query === null ? target.path : `${target.path}?${target.query}`,
+    headers,
+    timeoutMs: route?.route.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    responseHeaders: audit ? {} : responseHeaders,
+    findings,
+    decision: findings.length > 0 ? 'audit-deny' : route ? 'allow' : 'undeclared',
+  };
+}
+
+function invalidToken(): PolicyError {
+  return new PolicyError('ERR_AUTHN_INVALID_TOKEN', 'the presented token is not valid', {
+    'www-authenticate': 'Bearer error="invalid_token"',
+  });
+}
+
+/** Request headers as single strings (lowercase names; repeated values joined with ", "). */
+export function flatHeaders(req: IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  return out;
+}

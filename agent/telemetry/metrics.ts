@@ -1,0 +1,79 @@
+/**
+ * In-process counters and gauges with low-cardinality labels, rendered as
+ * Prometheus text for the admin port's /metrics. (The telemetry milestone
+ * exports the same through OpenTelemetry.)
+ */
+
+type Labels = Readonly<Record<string, string>>;
+
+interface Family {
+  help: string;
+  type: 'counter' | 'gauge';
+  values: Map<string, { labels: Labels; value: number }>;
+}
+
+function labelKey(labels: Labels): string {
+  return Object.keys(labels)
+    .sort()
+    .map((k) => `${k}=${labels[k]}`)
+    .join(',');
+}
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+export class Metrics {
+  readonly #families = new Map<string, Family>();
+
+  #family(name: string, type: Family['type'], help: string): Family {
+    let f = this.#families.get(name);
+    if (!f) {
+      f = { help, type, values: new Map() };
+      this.#families.set(name, f);
+    }
+    return f;
+  }
+
+  /** Declares a metric so it is listed (at 0) before its first event. */
+  declare(name: string, type: Family['type'], help: string): void {
+    this.#family(name, type, help);
+  }
+
+  inc(name: string, labels: Labels = {}, by = 1, help = ''): void {
+    const f = this.#family(name, 'counter', help);
+    const key = labelKey(labels);
+    const cur = f.values.get(key);
+    if (cur) cur.value += by;
+    else f.values.set(key, { labels: { ...labels }, value: by });
+  }
+
+  set(name: string, labels: Labels, value: number, help = ''): void {
+    const f = this.#family(name, 'gauge', help);
+    f.values.set(labelKey(labels), { labels: { ...labels }, value });
+  }
+
+  /** Replaces every series of a gauge (e.g. an info metric whose label changed). */
+  reset(name: string): void {
+    this.#families.get(name)?.values.clear();
+  }
+
+  get(name: string, labels: Labels = {}): number {
+    return this.#families.get(name)?.values.get(labelKey(labels))?.value ?? 0;
+  }
+
+  /** Prometheus text exposition format 0.0.4. */
+  render(): string {
+    const out: string[] = [];
+    for (const [name, f] of [...this.#families].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      out.push(`# HELP ${name} ${f.help || name}`, `# TYPE ${name} ${f.type}`);
+      for (const { labels, value } of f.values.values()) {
+        const l = Object.entries(labels)
+          .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
+          .join(',');
+        out.push(`${name}${l ? `{${l}}` : ''} ${value}`);
+      }
+    }
+    return `${out.join('\n')}\n`;
+  }
+}
