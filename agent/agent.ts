@@ -3,18 +3,19 @@
  * pipeline, the forwarder to the app and the admin server, wired together.
  * Fails closed: until a policy is loaded every request gets 503.
  */
-import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Diagnostic } from '../policy/diagnostics.ts';
 import { formatDiagnostic } from '../policy/diagnostics.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import type { AgentConfig } from './config.ts';
-import { type PolicyError, rescue } from './errors.ts';
+import type { PolicyError } from './errors.ts';
 import { bundleStates } from './pipeline/bundle-state.ts';
 import { decideRequest, type PipelineEnv, type RequestInfo } from './pipeline/decide-request.ts';
 import { LocalLimiter } from './pipeline/ratelimit/local-limiter.ts';
 import { Forwarder } from './proxy/forwarder.ts';
 import { createInboundServer, drainServer } from './proxy/inbound-server.ts';
+import { sendProblem, writeSocketProblem } from './proxy/problem-response.ts';
 import { checkRequestFraming } from './proxy/request-framing.ts';
 import { requestIdFrom } from './proxy/upstream-headers.ts';
 import { FilePolicySource } from './source/file-source.ts';
@@ -133,7 +134,10 @@ export class Agent {
   #handle(req: IncomingMessage, res: ServerResponse, ctl: { continue(): void }): void {
     const info = this.#info(req);
     const framing = checkRequestFraming(req);
-    if (framing) return this.#deny(res, info, framing, true);
+    if (framing) {
+      this.#deny(req, res, info, framing);
+      return;
+    }
     decideRequest(this.#source.current, info, this.#env)
       .then((plan) => {
         this.#record(info, plan.route, plan.decision, plan.findings);
@@ -147,21 +151,20 @@ export class Agent {
           onResponse: () => ({ ...plan.responseHeaders, 'x-request-id': info.requestId }),
         });
       })
-      .catch((e: unknown) => this.#deny(res, info, e, !req.complete));
+      .catch((e: unknown) => this.#deny(req, res, info, e));
   }
 
   #handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
     const info = this.#info(req);
     const refuse = (e: unknown) => {
       this.#recordError(info, e);
-      const p = rescue(e, info.requestId);
-      const headers = Object.entries({ ...p.headers, connection: 'close' })
-        .map(([k, v]) => `${k}: ${v}\r\n`)
-        .join('');
-      socket.end(`HTTP/1.1 ${p.status} ${STATUS_CODES[p.status] ?? 'Error'}\r\n${headers}\r\n${p.body}`);
+      writeSocketProblem(socket, e, info.requestId);
     };
     const framing = checkRequestFraming(req);
-    if (framing) return refuse(framing);
+    if (framing) {
+      refuse(framing);
+      return;
+    }
     decideRequest(this.#source.current, info, this.#env)
       .then((plan) => {
         this.#record(info, plan.route, plan.decision, plan.findings);
@@ -170,15 +173,9 @@ export class Agent {
       .catch(refuse);
   }
 
-  #deny(res: ServerResponse, info: RequestInfo, e: unknown, close: boolean): void {
+  #deny(req: IncomingMessage, res: ServerResponse, info: RequestInfo, e: unknown): void {
     this.#recordError(info, e);
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    const p = rescue(e, info.requestId);
-    res.writeHead(p.status, close ? { ...p.headers, connection: 'close' } : p.headers);
-    res.end(info.req.method === 'HEAD' ? undefined : p.body);
+    sendProblem(req, res, e, info.requestId);
   }
 
   #record(info: RequestInfo, route: string | null, decision: string, findings: PolicyError[]): void {
