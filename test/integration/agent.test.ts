@@ -5,41 +5,12 @@
  * policy edits.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { eventually, type Reply, send, startAgent, startUpstream } from '../support/agent-process.ts';
 import { type JwksServer, startJwksServer } from '../support/jwks-server.ts';
-
-const root = new URL('../..', import.meta.url).pathname;
-
-interface Seen {
-  method: string;
-  url: string;
-  headers: IncomingHttpHeaders;
-}
-
-/** The app: records every request it receives; /slow never answers. */
-function startUpstream(): Promise<{ server: Server; port: number; seen: Seen[] }> {
-  const seen: Seen[] = [];
-  const server = createServer((req, res) => {
-    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
-    if (req.url?.startsWith('/v1/slow')) return;
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json', connection: 'keep-alive' });
-      res.end(JSON.stringify({ ok: true, url: req.url }));
-    });
-  });
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () =>
-      resolve({ server, port: (server.address() as AddressInfo).port, seen }),
-    ),
-  );
-}
 
 function policyYaml(jwks: JwksServer, extra: { mode?: string; healthPublic?: boolean } = {}): string {
   return `apiVersion: tollgate.dev/v1alpha1
@@ -85,72 +56,6 @@ spec:
       path: /healthz
       public: ${extra.healthPublic ?? true}
 `;
-}
-
-interface Reply {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-function send(
-  port: number,
-  path: string,
-  headers: Record<string, string> = {},
-  method = 'GET',
-): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method, headers, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        body += c;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-function startAgent(
-  policy: string,
-  upstreamPort: number,
-): Promise<{ proc: ChildProcess; port: number; admin: number }> {
-  const proc = spawn(
-    join(root, 'bin/tollgate'),
-    [
-      'agent',
-      '--policy',
-      policy,
-      '--upstream',
-      `http://127.0.0.1:${upstreamPort}`,
-      '--listen',
-      '127.0.0.1:0',
-      '--admin',
-      '127.0.0.1:0',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  return new Promise((resolve, reject) => {
-    let out = '';
-    proc.stdout?.setEncoding('utf8');
-    proc.stdout?.on('data', (chunk: string) => {
-      out += chunk;
-      const m = /"listen":"[^"]*:(\d+)","admin":"[^"]*:(\d+)"/.exec(out);
-      if (m) resolve({ proc, port: Number(m[1]), admin: Number(m[2]) });
-    });
-    proc.on('exit', (code) => reject(new Error(`agent exited ${code}: ${out}`)));
-  });
-}
-
-async function eventually(check: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail('condition not reached in time');
 }
 
 describe('tollgate agent (standalone)', () => {
