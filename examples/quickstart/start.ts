@@ -64,10 +64,10 @@ console.log(`
 Tollgate is running: agent ${AGENT} → demo app http://127.0.0.1:8080 (admin http://127.0.0.1:15020/config)
 Tokens from the local dev issuer (${ISSUER}), valid for 1h:
 
-  ALICE=${alice}
-  BOB=${bob}
+  export ALICE=${alice}
+  export BOB=${bob}
 
-Try (in another terminal, after the two lines above):
+Try (in another terminal, after the two export lines above):
 
   # 200: alice reads her own order; the app sees x-user-id: alice
   curl -i -H "Authorization: Bearer $ALICE" ${AGENT}/v1/users/alice/orders/7

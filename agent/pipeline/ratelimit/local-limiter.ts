@@ -59,8 +59,9 @@ export function closestToRefusing(outcomes: readonly LimitOutcome[]): LimitOutco
 }
 
 /**
- * Response headers for a limited route: IETF `RateLimit-*` (reset in seconds until
- * a token is available) and `X-RateLimit-*` (reset as Unix seconds); on refusal
+ * Response headers for a limited route: IETF `RateLimit-*` (limit = the bucket's
+ * capacity, reset in seconds until a token is available) and `X-RateLimit-*`
+ * (reset as Unix seconds); on refusal
  * `Retry-After` is always sent, the rest only with `exposeHeaders`.
  */
 export function rateLimitHeaders(o: LimitOutcome, nowMs: number): Record<string, string> {
@@ -68,7 +69,8 @@ export function rateLimitHeaders(o: LimitOutcome, nowMs: number): Record<string,
   const headers: Record<string, string> = {};
   if (!o.allowed) headers['retry-after'] = String(Math.max(1, resetSeconds));
   if (!o.limit.exposeHeaders) return headers;
-  const limit = String(o.limit.limit);
+  // The bucket's capacity (limit + burst), as Envoy reports it: Remaining never exceeds Limit.
+  const limit = String(o.limit.limit + o.limit.burst);
   const remaining = String(o.remaining);
   headers['ratelimit-limit'] = limit;
   headers['ratelimit-remaining'] = remaining;
