@@ -7,12 +7,12 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Diagnostic } from '../policy/diagnostics.ts';
 import { formatDiagnostic } from '../policy/diagnostics.ts';
+import { RateLimiter } from '../policy/ratelimit/rate-limiter.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import type { AgentConfig } from './config.ts';
 import type { PolicyError } from './errors.ts';
 import { bundleStates } from './pipeline/bundle-state.ts';
 import { decideRequest, type PipelineEnv, type RequestInfo } from './pipeline/decide-request.ts';
-import { LocalLimiter } from './pipeline/ratelimit/local-limiter.ts';
 import { Forwarder } from './proxy/forwarder.ts';
 import { createInboundServer, drainServer } from './proxy/inbound-server.ts';
 import { sendProblem, writeSocketProblem } from './proxy/problem-response.ts';
@@ -92,7 +92,7 @@ export class Agent {
     const authnOptions = { ...(deps.fetch ? { fetch: deps.fetch } : {}), now };
     this.#env = {
       port: upstreamPort,
-      limiter: new LocalLimiter({ now }),
+      limiter: new RateLimiter({ now }),
       now,
       state: bundleStates(authnOptions),
     };

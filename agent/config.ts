@@ -85,6 +85,7 @@ function parseUpstream(text: string | undefined, problems: string[]): URL {
       problems.push('--upstream: only http:// upstreams are supported (the app is on loopback)');
     if (url.pathname !== '/' || url.search || url.hash)
       problems.push('--upstream: give an origin (no path or query)');
+    if (url.username || url.password) problems.push('--upstream: credentials do not belong in the URL');
     return url;
   } catch {
     problems.push(`--upstream: not a URL: ${JSON.stringify(text)}`);
@@ -97,31 +98,34 @@ function parseLabels(text: string | undefined, problems: string[]): Record<strin
   const labels: Record<string, string> = {};
   for (const pair of text.split(',').filter(Boolean)) {
     const i = pair.indexOf('=');
-    if (i <= 0) problems.push(`--labels: expected k=v, got ${JSON.stringify(pair)}`);
-    else labels[pair.slice(0, i).trim()] = pair.slice(i + 1).trim();
+    const key = pair.slice(0, Math.max(i, 0)).trim();
+    if (i < 0 || key === '') problems.push(`--labels: expected k=v, got ${JSON.stringify(pair)}`);
+    else labels[key] = pair.slice(i + 1).trim();
   }
   return labels;
 }
 
 /** Parses agent flags; throws ConfigError listing every problem. Returns null for --help. */
 export function parseAgentConfig(args: string[]): AgentConfig | null {
+  const problems: string[] = [];
+  const options = Object.fromEntries(
+    Object.entries(AGENT_FLAGS).map(([k, s]) => [
+      k,
+      { type: s.type, ...(s.default ? { default: s.default } : {}) },
+    ]),
+  );
   let values: Record<string, string | boolean | undefined>;
   try {
-    const options = Object.fromEntries(
-      Object.entries(AGENT_FLAGS).map(([k, s]) => [
-        k,
-        { type: s.type, ...(s.default ? { default: s.default } : {}) },
-      ]),
-    );
     values = parseArgs({ args, options, strict: true, allowPositionals: false }).values;
   } catch (e) {
-    throw new ConfigError([(e as Error).message.split('\n')[0] ?? 'bad arguments']);
+    // Report it, then read the rest leniently so every other problem is listed too.
+    problems.push((e as Error).message.split('\n')[0] ?? 'bad arguments');
+    values = parseArgs({ args, options, strict: false, allowPositionals: true }).values;
   }
-  if (values.help) return null;
-  const problems: string[] = [];
+  if (values.help === true && problems.length === 0) return null;
   const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
   const policyPath = str('policy');
-  if (policyPath === undefined) problems.push('--policy is required (standalone mode)');
+  if (!policyPath) problems.push('--policy is required (standalone mode)');
   const logLevel = str('log-level') ?? 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel))
     problems.push('--log-level: debug | info | warn | error');
@@ -134,5 +138,8 @@ export function parseAgentConfig(args: string[]): AgentConfig | null {
     logLevel: logLevel as AgentConfig['logLevel'],
   };
   if (problems.length > 0) throw new ConfigError(problems);
+  Object.freeze(config.listen);
+  Object.freeze(config.admin);
+  if (config.labels) Object.freeze(config.labels);
   return Object.freeze(config);
 }

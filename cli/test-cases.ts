@@ -9,7 +9,7 @@ import { formatDiagnostic } from '../policy/diagnostics.ts';
 import { decide, type RequestFacts } from '../policy/engine/decide.ts';
 import type { PolicyEngine } from '../policy/engine/engine.ts';
 import { parseYamlSource } from '../policy/load/yaml-source.ts';
-import { TokenBucket } from '../policy/ratelimit/token-bucket.ts';
+import { RateLimiter } from '../policy/ratelimit/rate-limiter.ts';
 import { parseInstant } from '../policy/units.ts';
 import { createAjv } from '../policy/validate/schema-validator.ts';
 import { identityFor, loadEngine, parseHeader, parseRequestLine, portFor } from './check.ts';
@@ -133,16 +133,8 @@ function runCase(engine: PolicyEngine, c: TestCase, io: CliIo): string[] {
   const now = c.now === undefined ? io.now() : parseInstant(c.now);
   if (now === null) return ['now must be a date or RFC 3339 instant'];
   const port = c.port ?? portFor(engine, undefined);
-  const buckets = new Map<string, TokenBucket>();
-  const takeToken = (limit: CompiledRateLimit, key: string) => {
-    const id = `${limit.name}\u0000${key}`;
-    let b = buckets.get(id);
-    if (!b) {
-      b = new TokenBucket(limit, now);
-      buckets.set(id, b);
-    }
-    return b.take(now);
-  };
+  // Fresh buckets per case, on a clock frozen at the case's `now`.
+  const rateLimiter = new RateLimiter({ now: () => now });
   const facts: RequestFacts = {
     ...request,
     headers,
@@ -152,7 +144,7 @@ function runCase(engine: PolicyEngine, c: TestCase, io: CliIo): string[] {
     ip: c.ip ?? '127.0.0.1',
     port,
     now,
-    takeToken,
+    rateLimiter,
   };
   let d = decide(engine, facts);
   for (let i = 1; i < (c.repeat ?? 1); i++) d = decide(engine, facts);

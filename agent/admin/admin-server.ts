@@ -28,7 +28,7 @@ export function describeEngine(engine: PolicyEngine | null): unknown {
       providers: p.jwt.map((j) => ({
         name: j.name,
         issuer: j.issuer,
-        jwksUri: j.jwksUri,
+        jwksUri: j.jwksUri === null ? null : redactUrl(j.jwksUri),
         inlineKeys: j.jwks ? j.jwks.keys.length : 0,
         audiences: j.audiences,
         algorithms: j.algorithms,
@@ -49,14 +49,29 @@ export function describeEngine(engine: PolicyEngine | null): unknown {
   };
 }
 
+/** A URL without credentials or query (either may carry secrets). */
+function redactUrl(text: string): string {
+  try {
+    const url = new URL(text);
+    url.username = '';
+    url.password = '';
+    url.search = '';
+    return url.href;
+  } catch {
+    return '(invalid)';
+  }
+}
+
 export function createAdminServer(options: AdminOptions): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    const send = (status: number, type: string, body: string) => {
-      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+    const send = (status: number, type: string, body: string, extra: Record<string, string> = {}) => {
+      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', ...extra });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      return send(405, 'text/plain', 'method not allowed\n', { allow: 'GET, HEAD' });
+    }
     switch (path) {
       case '/healthz':
         return send(200, 'text/plain', 'ok\n');

@@ -10,12 +10,13 @@ import type { AuthzInput } from '../../policy/engine/authorize.ts';
 import { rateLimitKey } from '../../policy/engine/decide.ts';
 import type { PolicyEngine, RouteRuntime } from '../../policy/engine/engine.ts';
 import { parsePeer } from '../../policy/engine/peer.ts';
+import { closestToRefusing, type RateLimiter } from '../../policy/ratelimit/rate-limiter.ts';
 import { PolicyError } from '../errors.ts';
 import { buildUpstreamHeaders } from '../proxy/upstream-headers.ts';
 import { claimHeaderValues, stripToken } from './authn/authenticator.ts';
 import type { BundleState } from './bundle-state.ts';
 import { deprecationHeaders } from './deprecation.ts';
-import { closestToRefusing, type LocalLimiter, rateLimitHeaders } from './ratelimit/local-limiter.ts';
+import { rateLimitHeaders } from './ratelimit/rate-limit-headers.ts';
 import { whenContextFor } from './when-context.ts';
 
 /** What the forwarder needs once a request is allowed. */
@@ -44,7 +45,7 @@ export interface RequestInfo {
 
 export interface PipelineEnv {
   port: number | null;
-  limiter: LocalLimiter;
+  limiter: RateLimiter;
   now: () => number;
   state: (engine: PolicyEngine) => BundleState;
 }
@@ -62,7 +63,13 @@ export async function decideRequest(
   const audit = policy.mode === 'Audit';
   const findings: PolicyError[] = [];
   let routeName: string | null = null;
-  const deny = (e: PolicyError) => {
+  // Every response of a deprecated route says so, denials included.
+  let routeHeaders: Record<string, string> = {};
+  const deny = (denial: PolicyError) => {
+    const e =
+      Object.keys(routeHeaders).length === 0
+        ? denial
+        : new PolicyError(denial.code, denial.detail, { ...routeHeaders, ...denial.headers });
     e.route = routeName;
     if (!audit) throw e;
     findings.push(e);
@@ -85,9 +92,10 @@ export async function decideRequest(
   const route: RouteRuntime | null = routed.kind === 'matched' ? routed.route : null;
   const params = routed.kind === 'matched' ? routed.params : {};
   routeName = route?.route.name ?? null;
+  if (route?.route.deprecation) routeHeaders = deprecationHeaders(route.route.deprecation);
   const now = env.now();
   const sunset = route?.route.deprecation?.sunsetMs ?? null;
-  if (sunset !== null && now >= sunset)
+  if (sunset !== null && now > sunset)
     deny(new PolicyError('ERR_ROUTE_SUNSET', 'this API route has been retired'));
 
   const state = env.state(engine);
@@ -134,7 +142,9 @@ export async function decideRequest(
       peer: info.peerId,
       ip: info.clientIp,
     };
-    const outcomes = route.limits.map((l) => env.limiter.take(l, rateLimitKey(l, facts)));
+    const outcomes = env.limiter.admit(
+      route.limits.map((limit) => ({ limit, key: rateLimitKey(limit, facts) })),
+    );
     const decisive = closestToRefusing(outcomes);
     if (decisive) {
       const headers = rateLimitHeaders(decisive, now);
@@ -143,7 +153,7 @@ export async function decideRequest(
       Object.assign(responseHeaders, headers);
     }
   }
-  if (route?.route.deprecation) Object.assign(responseHeaders, deprecationHeaders(route.route.deprecation));
+  Object.assign(responseHeaders, routeHeaders);
 
   const headers = buildUpstreamHeaders(req, {
     clientIp: info.clientIp,

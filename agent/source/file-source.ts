@@ -48,6 +48,16 @@ export function loadPolicyPath(path: string, workload: Workload): LoadOutcome {
     policies.push(...r.policies.map((p) => p.policy));
   }
   if (hasErrors(diagnostics)) return { ok: false, diagnostics };
+  // An empty file (a save caught half-way, a wrong path) never replaces a policy.
+  if (policies.length === 0) {
+    return {
+      ok: false,
+      diagnostics: [
+        ...diagnostics,
+        { severity: 'error', path: [], message: 'no ApiPolicy documents found', file: path, line: 1, col: 1 },
+      ],
+    };
+  }
   const compiled = compilePolicies(policies, workload);
   diagnostics.push(...compiled.diagnostics);
   try {

@@ -12,11 +12,13 @@ interface Family {
   values: Map<string, { labels: Labels; value: number }>;
 }
 
+/** The series identity: sorted label pairs, JSON-encoded so no value can forge another series. */
 function labelKey(labels: Labels): string {
-  return Object.keys(labels)
-    .sort()
-    .map((k) => `${k}=${labels[k]}`)
-    .join(',');
+  return JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+function escapeHelp(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
 }
 
 function escapeLabel(v: string): string {
@@ -35,9 +37,10 @@ export class Metrics {
     return f;
   }
 
-  /** Declares a metric so it is listed (at 0) before its first event. */
+  /** Declares a label-less metric so it is listed at 0 before its first event. */
   declare(name: string, type: Family['type'], help: string): void {
-    this.#family(name, type, help);
+    const f = this.#family(name, type, help);
+    if (!f.values.has(labelKey({}))) f.values.set(labelKey({}), { labels: {}, value: 0 });
   }
 
   inc(name: string, labels: Labels = {}, by = 1, help = ''): void {
@@ -66,7 +69,7 @@ export class Metrics {
   render(): string {
     const out: string[] = [];
     for (const [name, f] of [...this.#families].sort(([a], [b]) => (a < b ? -1 : 1))) {
-      out.push(`# HELP ${name} ${f.help || name}`, `# TYPE ${name} ${f.type}`);
+      out.push(`# HELP ${name} ${escapeHelp(f.help || name)}`, `# TYPE ${name} ${f.type}`);
       for (const { labels, value } of f.values.values()) {
         const l = Object.entries(labels)
           .map(([k, v]) => `${k}="${escapeLabel(v)}"`)

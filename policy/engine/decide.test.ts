@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import type { CompiledRateLimit, PolicyBundle } from '../compile/bundle.ts';
 import { compilePolicies } from '../compile/compile.ts';
-import { type TakeResult, TokenBucket } from '../ratelimit/token-bucket.ts';
+import { type Admitter, RateLimiter } from '../ratelimit/rate-limiter.ts';
 import type { ApiPolicy, ApiPolicySpec } from '../schema/api-policy.ts';
 import type { Identity } from './authorize.ts';
 import { type Decision, type DecisionCode, decide, type RequestFacts, rateLimitKey } from './decide.ts';
@@ -79,9 +79,9 @@ describe('decide: the orders example', () => {
       '410 ERR_ROUTE_SUNSET legacy-orders',
     ],
     [
-      'sunset route at its sunset instant',
+      'sunset route at its sunset instant (410 only after it)',
       at({ method: 'GET', target: '/v0/orders/1', now: SUNSET }),
-      '410 ERR_ROUTE_SUNSET legacy-orders',
+      '401 ERR_AUTHN_REQUIRED legacy-orders',
     ],
     [
       'sunset route just before its sunset (defaults.allow applies)',
@@ -250,7 +250,7 @@ describe('decide: what a decision says', () => {
   });
 
   it('a 410 names the sunset', () => {
-    const d = decide(orders, at({ method: 'GET', target: '/v0/orders', now: SUNSET }));
+    const d = decide(orders, at({ method: 'GET', target: '/v0/orders', now: SUNSET + 1 }));
     assert.equal(d.reason, 'route was sunset on 2027-01-01');
     assert.deepEqual(d.limits, ['per-ip']);
   });
@@ -263,7 +263,7 @@ describe('decide: what a decision says', () => {
 
   it('without an injected clock, sunsets use the current time', () => {
     const d = decide(orders, { method: 'GET', target: '/v0/orders', port: 8080, identity: alice });
-    assert.equal(d.code, Date.now() >= SUNSET ? 'ERR_ROUTE_SUNSET' : 'OK');
+    assert.equal(d.code, Date.now() > SUNSET ? 'ERR_ROUTE_SUNSET' : 'OK');
   });
 });
 
@@ -358,7 +358,7 @@ describe('decide: audit mode never refuses', () => {
     ],
     ['404', at({ method: 'GET', target: '/nope' }), 404, 'ERR_ROUTE_NOT_FOUND'],
     ['405', at({ method: 'DELETE', target: '/healthz' }), 405, 'ERR_ROUTE_METHOD'],
-    ['410', at({ method: 'GET', target: '/v0/orders', now: SUNSET }), 410, 'ERR_ROUTE_SUNSET'],
+    ['410', at({ method: 'GET', target: '/v0/orders', now: SUNSET + 1 }), 410, 'ERR_ROUTE_SUNSET'],
   ];
   for (const [name, facts, would, code] of cases) {
     it(`${name}: status 200, wouldStatus ${would}, verdict deny`, () => {
@@ -384,8 +384,11 @@ describe('decide: audit mode never refuses', () => {
   });
 
   it('429 is recorded, not enforced', () => {
-    const take = (): TakeResult => ({ allowed: false, remaining: 0, resetMs: 1000 });
-    const d = decide(audit, at({ method: 'GET', target: '/v1/catalog/x', takeToken: take }));
+    const refuseAll: Admitter = {
+      admit: (entries) =>
+        entries.map(({ limit }) => ({ allowed: false, remaining: 0, resetMs: 1000, limit })),
+    };
+    const d = decide(audit, at({ method: 'GET', target: '/v1/catalog/x', rateLimiter: refuseAll }));
     assert.deepEqual([d.status, d.wouldStatus, d.code, d.limit], [200, 429, 'ERR_RATE_LIMITED', 'per-ip']);
   });
 });
@@ -480,26 +483,22 @@ describe('decide: when over the request', () => {
 });
 
 describe('decide: rate limits with real token buckets', () => {
-  /** A takeToken backed by one TokenBucket per (limit, key), on a test clock. */
+  /** A real RateLimiter on a test clock that records the (limit, key) pairs it is asked about. */
   function limiter() {
     const clock = { now: 0 };
-    const buckets = new Map<string, TokenBucket>();
+    const inner = new RateLimiter({ now: () => clock.now });
     const keys: string[] = [];
-    const takeToken = (limit: CompiledRateLimit, key: string): TakeResult => {
-      keys.push(`${limit.name}:${key}`);
-      const id = `${limit.name}\u0000${key}`;
-      let bucket = buckets.get(id);
-      if (!bucket) {
-        bucket = new TokenBucket(limit, clock.now);
-        buckets.set(id, bucket);
-      }
-      return bucket.take(clock.now);
+    const rateLimiter: Admitter = {
+      admit: (entries) => {
+        for (const e of entries) keys.push(`${e.limit.name}:${e.key ?? '\u0000missing'}`);
+        return inner.admit(entries);
+      },
     };
-    return { clock, takeToken, keys };
+    return { clock, rateLimiter, keys };
   }
 
   const refund = (l: ReturnType<typeof limiter>): RequestFacts =>
-    at({ method: 'POST', target: '/v1/admin/orders/9/refund', identity: admin, takeToken: l.takeToken });
+    at({ method: 'POST', target: '/v1/admin/orders/9/refund', identity: admin, rateLimiter: l.rateLimiter });
 
   it('admin: 10 per second for the whole workload, then 429', () => {
     const l = limiter();
@@ -518,7 +517,7 @@ describe('decide: rate limits with real token buckets', () => {
   it('per-ip: each client address has its own bucket', () => {
     const l = limiter();
     const catalog = (ip: string) =>
-      at({ method: 'GET', target: '/v1/catalog/x', ip, takeToken: l.takeToken });
+      at({ method: 'GET', target: '/v1/catalog/x', ip, rateLimiter: l.rateLimiter });
     const first = Array.from({ length: 6 }, () => decide(orders, catalog('10.0.0.1')).status);
     assert.deepEqual(first, [200, 200, 200, 200, 200, 429]);
     assert.equal(decide(orders, catalog('10.0.0.2')).status, 200);
@@ -535,7 +534,7 @@ describe('decide: rate limits with real token buckets', () => {
       }),
     );
     const health = (identity: Identity | null) =>
-      decide(perUser, at({ method: 'GET', target: '/pub', identity, takeToken: l.takeToken, port: null }))
+      decide(perUser, at({ method: 'GET', target: '/pub', identity, rateLimiter: l.rateLimiter, port: null }))
         .status;
     const anonymous = Array.from({ length: 121 }, () => health(null));
     assert.deepEqual(anonymous.slice(-2), [200, 429], 'limit 100 + burst 20 for the missing key');
@@ -552,7 +551,7 @@ describe('decide: rate limits with real token buckets', () => {
     const l = limiter();
     const d = decide(
       orders,
-      at({ method: 'POST', target: '/v1/admin/orders/9/refund', takeToken: l.takeToken }),
+      at({ method: 'POST', target: '/v1/admin/orders/9/refund', rateLimiter: l.rateLimiter }),
     );
     assert.equal(d.status, 401);
     assert.deepEqual(l.keys, []);
@@ -569,13 +568,13 @@ describe('decide: rate limits with real token buckets', () => {
       }),
     );
     const l = limiter();
-    const r = () => decide(e, { method: 'GET', target: '/r', takeToken: l.takeToken });
+    const r = () => decide(e, { method: 'GET', target: '/r', rateLimiter: l.rateLimiter });
     assert.equal(r().status, 200);
     const d = r();
     assert.deepEqual([d.status, d.limit, d.limits], [429, 'narrow', ['wide', 'narrow']]);
   });
 
-  it('without takeToken the limits are listed, not applied', () => {
+  it('without a rate limiter the limits are listed, not applied', () => {
     const ds = Array.from({ length: 20 }, () =>
       decide(orders, at({ method: 'POST', target: '/v1/admin/orders/9/refund', identity: admin })),
     );

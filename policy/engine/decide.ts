@@ -5,7 +5,7 @@
  */
 import { whenContext } from '../cel/when.ts';
 import type { CompiledRateLimit } from '../compile/bundle.ts';
-import type { TakeResult } from '../ratelimit/token-bucket.ts';
+import type { Admitter } from '../ratelimit/rate-limiter.ts';
 import type { AuthzInput, Identity } from './authorize.ts';
 import { claimValue } from './claims.ts';
 import type { PolicyEngine, PolicyRuntime, RouteRuntime } from './engine.ts';
@@ -28,8 +28,8 @@ export interface RequestFacts {
   port?: number | null;
   /** Epoch ms, for sunsets. */
   now?: number;
-  /** Takes a token from the bucket of `limit` for `key`; without it limits are listed, not applied. */
-  takeToken?: (limit: CompiledRateLimit, key: string) => TakeResult;
+  /** Applies the route's rate limits; without it limits are listed, not applied. */
+  rateLimiter?: Admitter;
 }
 
 export type DecisionCode =
@@ -155,7 +155,7 @@ export function decide(engine: PolicyEngine | null, input: RequestFacts): Decisi
   d.params = routed.params;
   d.limits = route.limits.map((l) => l.name);
   const sunset = route.route.deprecation?.sunsetMs ?? null;
-  if (sunset !== null && (facts.now ?? Date.now()) >= sunset) {
+  if (sunset !== null && (facts.now ?? Date.now()) > sunset) {
     return finish(rt, {
       ...d,
       code: 'ERR_ROUTE_SUNSET',
@@ -183,12 +183,11 @@ export function decide(engine: PolicyEngine | null, input: RequestFacts): Decisi
 }
 
 function applyLimits(route: RouteRuntime, facts: RequestFacts): string | null {
-  if (!facts.takeToken) return null;
-  for (const limit of route.limits) {
-    const key = rateLimitKey(limit, facts) ?? '\u0000missing';
-    if (!facts.takeToken(limit, key).allowed) return limit.name;
-  }
-  return null;
+  if (!facts.rateLimiter || route.limits.length === 0) return null;
+  const outcomes = facts.rateLimiter.admit(
+    route.limits.map((limit) => ({ limit, key: rateLimitKey(limit, facts) })),
+  );
+  return outcomes.find((o) => !o.allowed)?.limit.name ?? null;
 }
 
 /** The bucket key of a request under a limit; null when the request lacks it (shared "missing key" bucket). */

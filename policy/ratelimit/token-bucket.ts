@@ -33,11 +33,22 @@ export class TokenBucket {
 
   /** Takes one token if available, at time `now` (ms). */
   take(now: number): TakeResult {
+    return this.#decide(now, true);
+  }
+
+  /** What `take` would answer, without taking anything. */
+  peek(now: number): TakeResult {
+    return this.#decide(now, false);
+  }
+
+  #decide(now: number, consume: boolean): TakeResult {
     this.#refill(now);
     const allowed = this.#tokens >= 1;
-    if (allowed) this.#tokens -= 1;
-    const remaining = Math.floor(this.#tokens);
-    const resetMs = this.#tokens >= 1 ? 0 : Math.ceil((1 - this.#tokens) / this.#ratePerMs);
+    // A peek reports what a take would leave, so both read the same.
+    const after = allowed ? this.#tokens - 1 : this.#tokens;
+    if (consume) this.#tokens = after;
+    const remaining = Math.floor(after);
+    const resetMs = after >= 1 ? 0 : Math.ceil((1 - after) / this.#ratePerMs);
     return { allowed, remaining, resetMs };
   }
 

@@ -1,0 +1,229 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { AGENT_FLAGS, type AgentConfig, agentHelp, ConfigError, parseAgentConfig } from './config.ts';
+
+const REQUIRED = ['--policy', '/etc/tollgate/policy.yaml', '--upstream', 'http://127.0.0.1:8080'];
+
+function parse(args: string[]): AgentConfig {
+  const config = parseAgentConfig(args);
+  assert.ok(config, 'not --help');
+  return config;
+}
+
+/** The problems parseAgentConfig throws, or [] when it does not throw. */
+function problems(args: string[]): string[] {
+  try {
+    parseAgentConfig(args);
+    return [];
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, String(e));
+    assert.equal(e.code, 'ERR_CONFIG_INVALID');
+    assert.equal(e.message, e.problems.join('; '));
+    return e.problems;
+  }
+}
+
+describe('parseAgentConfig', () => {
+  test('defaults', () => {
+    const c = parse(REQUIRED);
+    assert.equal(c.policyPath, '/etc/tollgate/policy.yaml');
+    assert.equal(c.upstream.href, 'http://127.0.0.1:8080/');
+    assert.deepEqual(c.listen, { host: '0.0.0.0', port: 15006 });
+    assert.deepEqual(c.admin, { host: '127.0.0.1', port: 15020 });
+    assert.equal(c.labels, null);
+    assert.equal(c.logLevel, 'info');
+  });
+
+  test('every flag', () => {
+    const c = parse([
+      ...REQUIRED,
+      '--listen',
+      '127.0.0.1:9000',
+      '--admin=[::1]:9001',
+      '--labels',
+      'app=orders,tier=api',
+      '--log-level',
+      'debug',
+    ]);
+    assert.deepEqual(c.listen, { host: '127.0.0.1', port: 9000 });
+    assert.deepEqual(c.admin, { host: '::1', port: 9001 });
+    assert.deepEqual(c.labels, { app: 'orders', tier: 'api' });
+    assert.equal(c.logLevel, 'debug');
+  });
+
+  const hostPorts: [text: string, expected: { host: string; port: number } | null][] = [
+    ['0.0.0.0:15006', { host: '0.0.0.0', port: 15006 }],
+    ['localhost:80', { host: 'localhost', port: 80 }],
+    ['[::1]:15006', { host: '::1', port: 15006 }],
+    ['[::]:0', { host: '::', port: 0 }],
+    ['[fe80::1%eth0]:80', null],
+    ['127.0.0.1:65535', { host: '127.0.0.1', port: 65535 }],
+    ['127.0.0.1:65536', null],
+    ['127.0.0.1:123456', null],
+    ['127.0.0.1', null],
+    [':8080', null],
+    ['::1:15006', null],
+    ['[::1]', null],
+    ['127.0.0.1:http', null],
+    ['127.0.0.1:-1', null],
+    ['', null],
+  ];
+  for (const [text, expected] of hostPorts) {
+    test(`--listen ${JSON.stringify(text)} → ${expected ? `${expected.host} ${expected.port}` : 'problem'}`, () => {
+      if (expected) {
+        assert.deepEqual(parse([...REQUIRED, `--listen=${text}`]).listen, expected);
+      } else {
+        assert.deepEqual(problems([...REQUIRED, `--listen=${text}`]), [
+          `--listen: expected HOST:PORT, got ${JSON.stringify(text)}`,
+        ]);
+      }
+    });
+  }
+
+  const upstreams: [text: string, problem: RegExp | null][] = [
+    ['http://127.0.0.1:8080', null],
+    ['http://127.0.0.1:8080/', null],
+    ['http://app', null],
+    ['https://127.0.0.1:8443', /only http:\/\/ upstreams/],
+    ['http://127.0.0.1:8080/api', /give an origin/],
+    ['http://127.0.0.1:8080/?x=1', /give an origin/],
+    ['http://127.0.0.1:8080/#frag', /give an origin/],
+    ['ftp://app', /only http:\/\//],
+    ['127.0.0.1:8080', /not a URL/],
+    ['not a url', /not a URL/],
+  ];
+  for (const [text, problem] of upstreams) {
+    test(`--upstream ${text} → ${problem ? 'problem' : 'ok'}`, () => {
+      const args = ['--policy', 'p.yaml', '--upstream', text];
+      if (problem === null) assert.equal(parse(args).upstream.protocol, 'http:');
+      else {
+        const found = problems(args);
+        assert.equal(found.length, 1, found.join('\n'));
+        assert.match(found[0] ?? '', problem);
+      }
+    });
+  }
+
+  test('https with a path reports both problems', () => {
+    assert.equal(problems(['--policy', 'p', '--upstream', 'https://app/x']).length, 2);
+  });
+
+  const labels: [text: string, expected: Record<string, string> | RegExp][] = [
+    ['app=orders', { app: 'orders' }],
+    ['app=orders,,tier=api,', { app: 'orders', tier: 'api' }],
+    [' app = orders , tier=api', { app: 'orders', tier: 'api' }],
+    ['app=', { app: '' }],
+    ['k=a=b', { k: 'a=b' }],
+    ['', {}],
+    ['app', /--labels: expected k=v, got "app"/],
+    ['=orders', /--labels: expected k=v, got "=orders"/],
+  ];
+  for (const [text, expected] of labels) {
+    test(`--labels ${JSON.stringify(text)}`, () => {
+      const args = [...REQUIRED, `--labels=${text}`];
+      if (expected instanceof RegExp) assert.match(problems(args).join('\n'), expected);
+      else assert.deepEqual(parse(args).labels, expected);
+    });
+  }
+
+  test('a label whose key is blank once trimmed is a problem', () => {
+    assert.equal(problems([...REQUIRED, '--labels= =v']).length, 1);
+  });
+
+  test('every problem is listed together', () => {
+    const found = problems([
+      '--listen',
+      'nope',
+      '--admin',
+      'x:99999',
+      '--labels',
+      'bad',
+      '--log-level',
+      'loud',
+    ]);
+    assert.deepEqual(found, [
+      '--policy is required (standalone mode)',
+      '--log-level: debug | info | warn | error',
+      '--upstream is required',
+      '--listen: expected HOST:PORT, got "nope"',
+      '--admin: expected HOST:PORT, got "x:99999"',
+      '--labels: expected k=v, got "bad"',
+    ]);
+  });
+
+  const argErrors: [what: string, args: string[], problem: RegExp][] = [
+    ['an unknown flag', [...REQUIRED, '--bogus'], /Unknown option '--bogus'/],
+    ['a positional argument', [...REQUIRED, 'extra'], /positional/],
+    ['a flag without its value', ['--upstream', 'http://127.0.0.1:8080', '--policy'], /--policy/],
+  ];
+  for (const [what, args, problem] of argErrors) {
+    test(`${what} is a ConfigError`, () => {
+      const found = problems(args);
+      // The parse error comes first; a missing value may also be reported as a missing flag.
+      assert.ok(found.length >= 1);
+      assert.match(found[0] ?? '', problem);
+    });
+  }
+
+  test('an unknown flag is listed together with the other problems', () => {
+    assert.equal(problems(['--bogus']).length, 3);
+  });
+
+  test('an empty --policy is a problem', () => {
+    assert.equal(problems(['--policy=', '--upstream', 'http://127.0.0.1:8080']).length, 1);
+  });
+
+  test('--help returns null, even with other flags or problems', () => {
+    assert.equal(parseAgentConfig(['--help']), null);
+    assert.equal(parseAgentConfig([...REQUIRED, '--help']), null);
+    assert.equal(parseAgentConfig(['--listen', 'nope', '--help']), null);
+  });
+
+  test('the result is frozen', () => {
+    const c = parse([...REQUIRED, '--labels', 'app=orders']);
+    assert.ok(Object.isFrozen(c));
+    assert.throws(() => {
+      (c as { policyPath: string }).policyPath = 'other';
+    }, TypeError);
+  });
+
+  test('the nested values of the result are frozen too', () => {
+    const c = parse([...REQUIRED, '--labels', 'app=orders']);
+    assert.ok(Object.isFrozen(c.listen));
+    assert.ok(Object.isFrozen(c.admin));
+    assert.ok(Object.isFrozen(c.labels));
+  });
+
+  test('parsing does not mutate the arguments', () => {
+    const args = [...REQUIRED, '--labels', 'a=b'];
+    const copy = [...args];
+    parse(args);
+    assert.deepEqual(args, copy);
+  });
+});
+
+describe('agentHelp', () => {
+  const help = agentHelp();
+
+  test('starts with the usage line', () => {
+    assert.match(help, /^Usage: tollgate agent --policy PATH --upstream URL \[options\]\n/);
+  });
+
+  test('lists every flag with its description and default', () => {
+    for (const [name, spec] of Object.entries(AGENT_FLAGS)) {
+      const line = help
+        .split('\n')
+        .find((l) => l.trimStart().startsWith(`--${name} `) || l.trim() === `--${name}`);
+      assert.ok(line, `--${name} listed`);
+      assert.ok(line.includes(spec.description), `--${name} described`);
+      if (spec.default !== undefined)
+        assert.ok(line.includes(`(default ${spec.default})`), `--${name} default`);
+      if (spec.type === 'string') assert.match(line, new RegExp(`--${name} [A-Z_]+ `));
+    }
+  });
+
+  test('every declared flag is accepted by the parser', () => {
+    const flags = Object.keys(AGENT_FLAGS).filter((f) => f !== 'help');
+    assert.deepEqual(flags.sort(), ['admin', 'labels', 'listen', 'log-level', 'policy', 'upstream']);
+  });
+});
