@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { type AddressInfo, connect } from 'node:net';
+import { type AddressInfo, connect, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -189,5 +189,52 @@ describe('tollgate agent: protocols', () => {
     assert.equal(r.status, 200);
     assert.equal(r.body, 'done');
     assert.equal(await exited, 0);
+  });
+});
+
+describe('tollgate agent: a broken app', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-broken-'));
+  const agents: Awaited<ReturnType<typeof startAgent>>[] = [];
+  const file = join(dir, 'policy.yaml');
+  writeFileSync(
+    file,
+    'apiVersion: tollgate.dev/v1alpha1\nkind: ApiPolicy\nmetadata: {name: p}\nspec:\n  routes:\n    - {name: any, path: /**, public: true}\n',
+  );
+
+  after(async () => {
+    for (const a of agents) {
+      a.proc.kill('SIGKILL');
+      await new Promise((r) => a.proc.once('exit', r));
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('an app that is not listening → 503 problem+json', async () => {
+    const closed = createServer();
+    const port = await new Promise<number>((r) =>
+      closed.listen(0, '127.0.0.1', () => r((closed.address() as AddressInfo).port)),
+    );
+    await new Promise((r) => closed.close(r));
+    const agent = await startAgent(file, port);
+    agents.push(agent);
+    const r = await send(agent.port, '/x');
+    assert.equal(r.status, 503);
+    assert.equal((JSON.parse(r.body) as { code: string }).code, 'ERR_UPSTREAM_UNAVAILABLE');
+    assert.doesNotMatch(r.body, new RegExp(`127\\.0\\.0\\.1|${port}`), 'no internal address in the error');
+  });
+
+  test('an app that answers garbage → 502 problem+json', async () => {
+    const garbage = createNetServer((socket) => {
+      socket.once('data', () => socket.end('NOT HTTP AT ALL\r\n\r\n'));
+    });
+    const port = await new Promise<number>((r) =>
+      garbage.listen(0, '127.0.0.1', () => r((garbage.address() as AddressInfo).port)),
+    );
+    const agent = await startAgent(file, port);
+    agents.push(agent);
+    const r = await send(agent.port, '/x');
+    garbage.close();
+    assert.equal(r.status, 502);
+    assert.equal((JSON.parse(r.body) as { code: string }).code, 'ERR_UPSTREAM_FAILED');
   });
 });
