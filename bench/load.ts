@@ -1,0 +1,287 @@
+/**
+ * Load generators: autocannon for maximum throughput (closed loop, N
+ * connections), and an open-loop paced generator for latency at a fixed rate.
+ *
+ * Why not autocannon's `overallRate` for the fixed rate: autocannon records
+ * latencies in an integer-millisecond histogram (a 0.25 ms budget cannot be
+ * seen), and its rate limit lets each connection send its per-second quota
+ * back to back and then sleep, which measures bursts, not a steady 1000 req/s.
+ * The paced generator sends one request every 1/rate s over raw keep-alive
+ * sockets and times each response (head and body) with performance.now()
+ * (µs), from the actual write (the schedule lag is reported separately). A
+ * first version used an undici Pool and a setImmediate spin for pacing: the
+ * generator then allocated enough to scavenge every ~20 ms, and its own GC
+ * pauses (0.3–5 ms) became the p99.
+ */
+
+import { connect, type Socket } from 'node:net';
+import autocannon from 'autocannon';
+
+export interface Counts {
+  ok: number;
+  /** Responses whose status is not 200. */
+  bad: number;
+  errors: number;
+  timeouts: number;
+  statuses: Record<string, number>;
+  /** The first error seen, for the failure message. */
+  firstError?: string;
+}
+
+export interface MaxResult extends Counts {
+  rps: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  durationS: number;
+}
+
+/** Closed-loop maximum throughput. Latencies in ms (autocannon's integer-ms histogram). */
+export function maxThroughput(
+  url: string,
+  headers: Record<string, string>,
+  opts: { connections: number; durationS: number },
+): Promise<MaxResult> {
+  return new Promise((resolve, reject) => {
+    autocannon(
+      { url, headers, connections: opts.connections, pipelining: 1, duration: opts.durationS, timeout: 10 },
+      (err, r) => {
+        if (err) {
+          reject(err);
+          return;
+        }
+        const statuses = Object.fromEntries(Object.entries(r.statusCodeStats).map(([k, v]) => [k, v.count]));
+        const ok = statuses['200'] ?? 0;
+        const all = Object.values(statuses).reduce((a, b) => a + b, 0);
+        resolve({
+          rps: ok / r.duration,
+          p50: r.latency.p50,
+          p90: r.latency.p90,
+          p99: r.latency.p99,
+          max: r.latency.max,
+          durationS: r.duration,
+          ok,
+          bad: all - ok,
+          errors: r.errors,
+          timeouts: r.timeouts,
+          statuses,
+        });
+      },
+    );
+  });
+}
+
+export interface PacedResult extends Counts {
+  /** Response times in ms (µs resolution), one per 200 response. */
+  latencies: number[];
+  sent: number;
+  achievedRps: number;
+  /** How late sends were against the schedule (timer granularity), p99 in ms. */
+  lagP99: number;
+  /** Sends that found every connection busy and had to wait for one. */
+  queued: number;
+}
+
+/**
+ * One keep-alive HTTP/1.1 connection carrying one request at a time, with a
+ * minimal response framer (Content-Length or chunked without trailers): the
+ * load generator allocates almost nothing per request, so its own GC pauses
+ * do not show up as latency.
+ */
+class RawConnection {
+  readonly #port: number;
+  readonly #host: string;
+  #socket: Socket;
+  #buf: Buffer | null = null;
+  #t0 = 0;
+  #onDone: ((status: number, ms: number) => void) | null = null;
+  #onError: ((e: Error) => void) | null = null;
+  readonly ready: Promise<void>;
+
+  constructor(host: string, port: number) {
+    this.#host = host;
+    this.#port = port;
+    this.#socket = this.#connect();
+    this.ready = new Promise((resolve, reject) => {
+      this.#socket.once('connect', () => resolve());
+      this.#socket.once('error', reject);
+    });
+  }
+
+  get busy(): boolean {
+    return this.#onDone !== null;
+  }
+
+  #connect(): Socket {
+    const socket = connect({ host: this.#host, port: this.#port, noDelay: true });
+    socket.on('data', (chunk: Buffer) => this.#data(chunk));
+    socket.on('error', (e) => this.#fail(e));
+    socket.on('close', () => this.#fail(new Error('connection closed')));
+    return socket;
+  }
+
+  send(request: Buffer, onDone: (status: number, ms: number) => void, onError: (e: Error) => void): void {
+    if (this.#socket.destroyed) this.#socket = this.#connect();
+    this.#onDone = onDone;
+    this.#onError = onError;
+    this.#buf = null;
+    this.#t0 = performance.now();
+    this.#socket.write(request);
+  }
+
+  #fail(e: Error): void {
+    const onError = this.#onError;
+    this.#onDone = null;
+    this.#onError = null;
+    if (onError) onError(e);
+  }
+
+  #data(chunk: Buffer): void {
+    const t1 = performance.now();
+    if (!this.#onDone) return;
+    const buf = this.#buf === null ? chunk : Buffer.concat([this.#buf, chunk]);
+    this.#buf = buf;
+    const headEnd = buf.indexOf('\r\n\r\n');
+    if (headEnd < 0) return;
+    const head = buf.toString('latin1', 0, headEnd);
+    const status = Number(head.slice(9, 12));
+    const length = /\r\ncontent-length:[ \t]*(\d+)/i.exec(head);
+    let complete: boolean;
+    if (length?.[1] !== undefined) complete = buf.length >= headEnd + 4 + Number(length[1]);
+    else if (/\r\ntransfer-encoding:[^\r]*chunked/i.test(head))
+      complete = buf.toString('latin1', buf.length - 5) === '0\r\n\r\n';
+    else if (status === 204 || status === 304 || (status >= 100 && status < 200)) complete = true;
+    else {
+      this.#socket.destroy();
+      this.#fail(new Error(`unframed response (status ${status})`));
+      return;
+    }
+    if (!complete) return;
+    const onDone = this.#onDone;
+    this.#onDone = null;
+    this.#onError = null;
+    this.#buf = null;
+    if (/\r\nconnection:[ \t]*close/i.test(head)) this.#socket.destroy();
+    onDone(status, t1 - this.#t0);
+  }
+
+  close(): void {
+    this.#onDone = null;
+    this.#onError = null;
+    this.#socket.destroy();
+  }
+}
+
+/**
+ * Open-loop paced load: `rate` requests per second for `durationS` seconds
+ * (rate × durationS requests in all) over `connections` keep-alive
+ * connections, each request timed from its write to its last byte. Sends are
+ * paced by timers (about 1 ms granularity) and catch up when late, so a send
+ * may find every connection busy: it then waits for the first free one
+ * (counted in `queued`) and its latency counts from when it was due. Waits at
+ * most 5 s for stragglers (then timeouts).
+ */
+export async function paced(
+  url: string,
+  headers: Record<string, string>,
+  opts: { rate: number; durationS: number; connections?: number },
+): Promise<PacedResult> {
+  const target = new URL(url);
+  const lines = [`GET ${target.pathname}${target.search} HTTP/1.1`, `host: ${target.host}`];
+  for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
+  const request = Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
+  const conns = Array.from(
+    { length: opts.connections ?? 32 },
+    () => new RawConnection(target.hostname, Number(target.port || 80)),
+  );
+  await Promise.all(conns.map((c) => c.ready));
+  const total = Math.round(opts.rate * opts.durationS);
+  const intervalMs = 1000 / opts.rate;
+  const latencies: number[] = [];
+  const lags: number[] = [];
+  const statuses: Record<string, number> = {};
+  const waiting: Array<{ scheduled: number; wantedAt: number }> = [];
+  let sent = 0;
+  let done = 0;
+  let errors = 0;
+  let queued = 0;
+  let firstError: string | undefined;
+  let lastDone = 0;
+  const start = performance.now();
+  // `wantedAt`: when the generator first tried to send. A send that found every connection busy
+  // (the target stalled) is timed from then, not from when a connection freed up, so a stall is not
+  // hidden by the generator waiting for it (coordinated omission).
+  const dispatch = (conn: RawConnection, scheduled: number, wantedAt: number) => {
+    const sentAt = performance.now();
+    lags.push(sentAt - scheduled);
+    const next = () => {
+      const w = waiting.shift();
+      if (w !== undefined) dispatch(conn, w.scheduled, w.wantedAt);
+    };
+    conn.send(
+      request,
+      (status, ms) => {
+        statuses[status] = (statuses[status] ?? 0) + 1;
+        if (status === 200) latencies.push(ms + (sentAt - wantedAt));
+        done += 1;
+        lastDone = performance.now();
+        next();
+      },
+      (e) => {
+        errors += 1;
+        done += 1;
+        firstError ??= e.message;
+        next();
+      },
+    );
+  };
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      const now = performance.now();
+      const due = Math.min(total, Math.floor((now - start) / intervalMs) + 1);
+      while (sent < due) {
+        const scheduled = start + sent * intervalMs;
+        sent += 1;
+        const free = conns.find((c) => !c.busy);
+        if (free) dispatch(free, scheduled, performance.now());
+        else {
+          queued += 1;
+          waiting.push({ scheduled, wantedAt: now });
+        }
+      }
+      if (sent >= total) resolve();
+      else setTimeout(tick, Math.max(0, start + sent * intervalMs - performance.now() - 0.5));
+    };
+    tick();
+  });
+  const deadline = performance.now() + 5_000;
+  while (done < sent && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  const timeouts = sent - done;
+  for (const c of conns) c.close();
+  const ok = statuses['200'] ?? 0;
+  const answered = Object.values(statuses).reduce((a, b) => a + b, 0);
+  return {
+    latencies,
+    sent,
+    achievedRps: done / ((lastDone - start) / 1000),
+    lagP99: percentile(
+      lags.sort((a, b) => a - b),
+      0.99,
+    ),
+    queued,
+    ok,
+    bad: answered - ok,
+    errors,
+    timeouts,
+    statuses,
+    ...(firstError === undefined ? {} : { firstError }),
+  };
+}
+
+/** The q-quantile (nearest rank) of ascending `sorted`. */
+export function percentile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[rank] ?? Number.NaN;
+}

@@ -1,0 +1,43 @@
+/**
+ * The fixed-rate load generator as its own process, so that its heap is fresh
+ * and small (autocannon's garbage in the bench runner would otherwise pause it
+ * mid-measurement). Runs a paced warm-up, prints `{"phase":"measure"}`, runs
+ * the measured window, prints the PacedResult as one JSON line, and waits for
+ * SIGTERM (so the runner can still read its CPU time).
+ *
+ *   node bench/paced-client.ts --url URL --rate 1000 --warmup 1 --duration 8 [--header 'k: v']...
+ */
+import { parseArgs } from 'node:util';
+import { paced } from './load.ts';
+
+const { values } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    rate: { type: 'string', default: '1000' },
+    warmup: { type: 'string', default: '1' },
+    duration: { type: 'string', default: '8' },
+    connections: { type: 'string', default: '32' },
+    header: { type: 'string', multiple: true, default: [] },
+  },
+});
+if (!values.url) {
+  process.stderr.write(
+    'usage: node bench/paced-client.ts --url URL [--rate N] [--duration S] [--header "k: v"]\n',
+  );
+  process.exit(2);
+}
+const headers: Record<string, string> = {};
+for (const h of values.header) {
+  const i = h.indexOf(':');
+  if (i > 0) headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
+}
+const base = { rate: Number(values.rate), connections: Number(values.connections) };
+const warm = await paced(values.url, headers, { ...base, durationS: Number(values.warmup) });
+process.stdout.write(
+  `${JSON.stringify({ phase: 'measure', warmup: { ok: warm.ok, bad: warm.bad, errors: warm.errors, timeouts: warm.timeouts, statuses: warm.statuses } })}\n`,
+);
+const result = await paced(values.url, headers, { ...base, durationS: Number(values.duration) });
+process.stdout.write(`${JSON.stringify({ result })}\n`);
+// Stay until the runner has read this process's CPU time (it sends SIGTERM); never more than 30 s.
+setTimeout(() => process.exit(0), 30_000);
+process.once('SIGTERM', () => process.exit(0));

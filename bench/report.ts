@@ -1,0 +1,458 @@
+/**
+ * The bench's results: per-target aggregates over rounds, ratios against the
+ * direct upstream of the same run, target verdicts, and their rendering as
+ * bench/RESULTS.md and as a short stdout summary.
+ */
+import { type MaxResult, type PacedResult, percentile } from './load.ts';
+import type { ProcUsage } from './procs.ts';
+
+/** Foreign CPU above this (% of one core) in any window marks the run as disturbed. */
+export const FOREIGN_CPU_LIMIT_PCT = 10;
+
+export type TargetName = 'direct' | 'baseline' | 'tollgate';
+
+export interface Sampled<R> {
+  res: R;
+  /** The measured process: the proxy, or the upstream itself for `direct`. */
+  proxy: ProcUsage;
+  /** The upstream while a proxy is measured (null for `direct`). */
+  upstream: ProcUsage | null;
+  loadgenCpuPct: number;
+  /** CPU used by processes outside the bench during the window, % of one core. */
+  foreignCpuPct: number;
+  stealPct: number;
+}
+
+export interface TargetRun {
+  name: TargetName;
+  pid: number;
+  affinity: string | null;
+  rssAfterStartMiB: number;
+  rssIdleMiB: number;
+  max: Sampled<MaxResult>[];
+  paced: Sampled<PacedResult>[];
+}
+
+export interface Meta {
+  date: string;
+  cpuModel: string;
+  cores: number;
+  nodeVersion: string;
+  agentNodeVersion: string;
+  kernel: string;
+  pinning: string;
+  quick: boolean;
+  cpuProf: boolean;
+  rounds: number;
+  connections: number;
+  warmupS: number;
+  maxS: number;
+  rate: number;
+  pacedS: number;
+  command: string;
+  jwksFetches: number;
+  /** NODE_OPTIONS given to the agent only (--agent-node-options), or null. */
+  agentNodeOptions: string | null;
+}
+
+export interface Summary {
+  name: TargetName;
+  rps: number;
+  rpsRounds: number[];
+  maxP50: number;
+  maxP99: number;
+  cpuAtMax: number;
+  upstreamCpuAtMax: number | null;
+  loadgenCpuAtMax: number;
+  cpuAtRate: number;
+  /** CPU µs per request at the fixed rate (the proxy process). */
+  cpuUsPerReq: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  pmax: number;
+  /** p50/p99 of each round, to show the spread. */
+  pacedRounds: Array<{ p50: number; p99: number }>;
+  achievedRps: number;
+  lagP99: number;
+  /** Paced sends that found all generator connections busy. */
+  queued: number;
+  rssAfterStart: number;
+  rssIdle: number;
+  rssPeak: number;
+  requests: number;
+  /** Highest foreign CPU and steal in any of the target's windows, % of one core. */
+  foreignMax: number;
+  stealMax: number;
+}
+
+const mean = (xs: number[]) => (xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
+
+export function summarize(run: TargetRun): Summary {
+  const latencies = run.paced.flatMap((p) => p.res.latencies).sort((a, b) => a - b);
+  const cpuAtRate = mean(run.paced.map((p) => p.proxy.cpuPct));
+  const achieved = mean(run.paced.map((p) => p.res.achievedRps));
+  const upstream = run.max.map((m) => m.upstream?.cpuPct).filter((x) => x !== undefined);
+  return {
+    name: run.name,
+    rps: mean(run.max.map((m) => m.res.rps)),
+    rpsRounds: run.max.map((m) => m.res.rps),
+    maxP50: mean(run.max.map((m) => m.res.p50)),
+    maxP99: mean(run.max.map((m) => m.res.p99)),
+    cpuAtMax: mean(run.max.map((m) => m.proxy.cpuPct)),
+    upstreamCpuAtMax: upstream.length > 0 ? mean(upstream) : null,
+    loadgenCpuAtMax: mean(run.max.map((m) => m.loadgenCpuPct)),
+    cpuAtRate,
+    cpuUsPerReq: ((cpuAtRate / 100) * 1e6) / achieved,
+    p50: percentile(latencies, 0.5),
+    p90: percentile(latencies, 0.9),
+    p99: percentile(latencies, 0.99),
+    pmax: latencies[latencies.length - 1] ?? Number.NaN,
+    pacedRounds: run.paced.map((p) => {
+      const l = [...p.res.latencies].sort((a, b) => a - b);
+      return { p50: percentile(l, 0.5), p99: percentile(l, 0.99) };
+    }),
+    achievedRps: achieved,
+    lagP99: Math.max(...run.paced.map((p) => p.res.lagP99)),
+    queued: run.paced.reduce((a, p) => a + p.res.queued, 0),
+    rssAfterStart: run.rssAfterStartMiB,
+    rssIdle: run.rssIdleMiB,
+    rssPeak: Math.max(...run.max.map((m) => m.proxy.peakRssMiB), ...run.paced.map((p) => p.proxy.peakRssMiB)),
+    requests: run.max.reduce((a, m) => a + m.res.ok, 0) + run.paced.reduce((a, p) => a + p.res.ok, 0),
+    foreignMax: Math.max(...run.max.map((m) => m.foreignCpuPct), ...run.paced.map((p) => p.foreignCpuPct)),
+    stealMax: Math.max(...run.max.map((m) => m.stealPct), ...run.paced.map((p) => p.stealPct)),
+  };
+}
+
+export interface Verdict {
+  label: string;
+  value: string;
+  pass: boolean | null;
+}
+
+export interface Ratios {
+  tollgateVsDirect: number | null;
+  baselineVsDirect: number | null;
+  tollgateVsBaseline: number | null;
+  /** +p50/+p99 over direct at the fixed rate, ms. */
+  overhead: Partial<Record<'baseline' | 'tollgate', { p50: number; p90: number; p99: number }>>;
+}
+
+export function ratios(s: Partial<Record<TargetName, Summary>>): Ratios {
+  const { direct, baseline, tollgate } = s;
+  const over = (t: Summary | undefined) =>
+    t && direct ? { p50: t.p50 - direct.p50, p90: t.p90 - direct.p90, p99: t.p99 - direct.p99 } : undefined;
+  const b = over(baseline);
+  const t = over(tollgate);
+  return {
+    tollgateVsDirect: tollgate && direct ? tollgate.rps / direct.rps : null,
+    baselineVsDirect: baseline && direct ? baseline.rps / direct.rps : null,
+    tollgateVsBaseline: tollgate && baseline ? tollgate.rps / baseline.rps : null,
+    overhead: { ...(b ? { baseline: b } : {}), ...(t ? { tollgate: t } : {}) },
+  };
+}
+
+export const TARGETS = {
+  throughputVsBaseline: 1.0,
+  p50OverheadMs: 0.25,
+  p99OverheadMs: 1,
+  rssIdleMiB: 80,
+  rssLoadMiB: 120,
+};
+
+export function verdicts(s: Partial<Record<TargetName, Summary>>, r: Ratios): Verdict[] {
+  const t = s.tollgate;
+  const o = r.overhead.tollgate;
+  const fmtX = (x: number | null) => (x === null ? 'n/a' : `${x.toFixed(2)}×`);
+  return [
+    {
+      label: `Throughput ≥ ${TARGETS.throughputVsBaseline.toFixed(1)}× the bare Node proxy`,
+      value: fmtX(r.tollgateVsBaseline),
+      pass: r.tollgateVsBaseline === null ? null : r.tollgateVsBaseline >= TARGETS.throughputVsBaseline,
+    },
+    {
+      label: `+p50 ≤ ${TARGETS.p50OverheadMs} ms over direct at ${'1000'} req/s`,
+      value: o ? `${signed(o.p50, 3)} ms` : 'n/a',
+      pass: o ? o.p50 <= TARGETS.p50OverheadMs : null,
+    },
+    {
+      label: `+p99 ≤ ${TARGETS.p99OverheadMs} ms over direct at 1000 req/s`,
+      value: o ? `${signed(o.p99, 3)} ms` : 'n/a',
+      pass: o ? o.p99 <= TARGETS.p99OverheadMs : null,
+    },
+    {
+      label: `RSS idle ≤ ${TARGETS.rssIdleMiB} MiB (after warm-up)`,
+      value: t ? `${t.rssIdle.toFixed(1)} MiB` : 'n/a',
+      pass: t ? t.rssIdle <= TARGETS.rssIdleMiB : null,
+    },
+    {
+      label: `RSS under load ≤ ${TARGETS.rssLoadMiB} MiB (peak)`,
+      value: t ? `${t.rssPeak.toFixed(1)} MiB` : 'n/a',
+      pass: t ? t.rssPeak <= TARGETS.rssLoadMiB : null,
+    },
+  ];
+}
+
+function signed(x: number, digits: number): string {
+  return `${x >= 0 ? '+' : ''}${x.toFixed(digits)}`;
+}
+const f = (x: number | null, digits = 1) => (x === null || Number.isNaN(x) ? 'n/a' : x.toFixed(digits));
+const mark = (v: Verdict) => (v.pass === null ? '—' : v.pass ? '✅' : '❌');
+
+function table(header: string[], rows: string[][]): string {
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+export function renderMarkdown(meta: Meta, runs: TargetRun[], summaries: Summary[], r: Ratios): string {
+  const bySummary = Object.fromEntries(summaries.map((s) => [s.name, s])) as Partial<
+    Record<TargetName, Summary>
+  >;
+  const v = verdicts(bySummary, r);
+  const out: string[] = [];
+  out.push('# Tollgate bench results', '');
+  out.push(
+    `Generated by \`${meta.command}\` (bench/run.ts) on ${meta.date}.` +
+      (meta.quick ? ' **Quick run: short durations, indicative only.**' : '') +
+      (meta.cpuProf ? ' **The agent ran under `--cpu-prof`: its numbers include the profiler.**' : ''),
+    '',
+  );
+  const disturbed = summaries.filter((s) => s.foreignMax > FOREIGN_CPU_LIMIT_PCT);
+  if (disturbed.length > 0)
+    out.push(
+      `> ⚠️ Other processes used up to ${Math.max(...disturbed.map((s) => s.foreignMax)).toFixed(0)} % of a core ` +
+        `while ${disturbed.map((s) => s.name).join(', ')} ran: this run was disturbed, its numbers are noisy.`,
+      '',
+    );
+  out.push('## Setup', '');
+  out.push(
+    table(
+      ['', ''],
+      [
+        ['machine', `${meta.cpuModel}, ${meta.cores} cores, Linux ${meta.kernel}`],
+        ['node', `${meta.nodeVersion} (load generator and baseline), ${meta.agentNodeVersion} (agent)`],
+        ['pinning', meta.pinning],
+        [
+          'targets',
+          '**direct**: bench/upstream.ts (node:http, small JSON body, keep-alive); ' +
+            '**baseline**: bench/baseline-proxy.ts (node:http + undici `Pool.stream`, keep-alive, streaming, hop-by-hop headers stripped, no policy); ' +
+            '**tollgate**: `bin/tollgate agent --log-level warn` with bench/policy.yaml ' +
+            '(ES256 JWT via a local JWKS, route template, CEL `params.userId == claims.sub`, ' +
+            'per-user rate limit on claim `sub`, claim header `x-user-id`)',
+        ],
+        [
+          'requests',
+          '`GET /v1/users/bench-user/orders/7` with the same valid Bearer token on every target; ' +
+            'every response must be 200 (any other status, error or timeout fails the run)',
+        ],
+        [
+          'max throughput',
+          `autocannon, ${meta.connections} connections, pipelining 1, ${meta.warmupS} s warm-up, ` +
+            `${meta.maxS} s × ${meta.rounds} round(s), targets interleaved`,
+        ],
+        [
+          'fixed rate',
+          `open-loop paced generator in its own process (bench/paced-client.ts: 32 raw keep-alive sockets, ` +
+            'µs timing from the write, or from when it was due if every connection was busy), ' +
+            `${meta.rate} req/s, ` +
+            `1 s warm-up + ${meta.pacedS} s × ${meta.rounds} round(s)`,
+        ],
+        [
+          'process stats',
+          'CPU = user+sys from /proc/PID/stat over the window, % of one core; ' +
+            'RSS = VmRSS (MiB), sampled every 250 ms',
+        ],
+        ['JWKS fetches by the agent', String(meta.jwksFetches)],
+        ['agent NODE_OPTIONS', meta.agentNodeOptions === null ? '(none)' : `\`${meta.agentNodeOptions}\``],
+      ],
+    ),
+    '',
+  );
+
+  out.push('## Maximum throughput', '');
+  out.push(
+    table(
+      [
+        'target',
+        'req/s (mean)',
+        'req/s per round',
+        'p50 ms',
+        'p99 ms',
+        'process CPU %',
+        'upstream CPU %',
+        'load gen CPU %',
+      ],
+      summaries.map((s) => [
+        `**${s.name}**`,
+        f(s.rps, 0),
+        s.rpsRounds.map((x) => x.toFixed(0)).join(', '),
+        f(s.maxP50, 0),
+        f(s.maxP99, 0),
+        f(s.cpuAtMax),
+        s.upstreamCpuAtMax === null ? '(is the upstream)' : f(s.upstreamCpuAtMax),
+        f(s.loadgenCpuAtMax),
+      ]),
+    ),
+    '',
+    'autocannon latencies are whole milliseconds. A load generator CPU near 100 % means the generator, ' +
+      'not the target, may be the limit (most likely for **direct**).',
+    '',
+  );
+
+  out.push(`## Latency at ${meta.rate} req/s`, '');
+  out.push(
+    table(
+      [
+        'target',
+        'p50 ms',
+        'p90 ms',
+        'p99 ms',
+        'max ms',
+        'achieved req/s',
+        'process CPU %',
+        'CPU µs/req',
+        'p50 / p99 per round',
+        'send lag p99 ms',
+        'sends queued (all conns busy)',
+      ],
+      summaries.map((s) => [
+        `**${s.name}**`,
+        f(s.p50, 3),
+        f(s.p90, 3),
+        f(s.p99, 3),
+        f(s.pmax, 2),
+        f(s.achievedRps, 0),
+        f(s.cpuAtRate),
+        f(s.cpuUsPerReq, 0),
+        s.pacedRounds.map((x) => `${f(x.p50, 3)} / ${f(x.p99, 3)}`).join('; '),
+        f(s.lagP99, 3),
+        String(s.queued),
+      ]),
+    ),
+    '',
+  );
+
+  out.push('## Disturbance', '');
+  out.push(
+    table(
+      ['target', 'foreign CPU % (max window)', 'steal % (max window)'],
+      summaries.map((s) => [`**${s.name}**`, f(s.foreignMax), f(s.stealMax)]),
+    ),
+    '',
+    'Foreign CPU = machine user+nice+sys minus every bench process, % of one core (interrupts and softirq ' +
+      `excluded). Above ${FOREIGN_CPU_LIMIT_PCT} % the run is marked disturbed.`,
+    '',
+  );
+
+  out.push('## Memory (measured process)', '');
+  out.push(
+    table(
+      ['target', 'RSS after start MiB', 'RSS idle after warm-up MiB', 'RSS peak under load MiB'],
+      summaries.map((s) => [`**${s.name}**`, f(s.rssAfterStart), f(s.rssIdle), f(s.rssPeak)]),
+    ),
+    '',
+  );
+
+  out.push('## Ratios (same run)', '');
+  const rows: string[][] = [
+    [
+      'tollgate / direct throughput',
+      r.tollgateVsDirect === null ? 'n/a' : `${r.tollgateVsDirect.toFixed(2)}×`,
+    ],
+    [
+      'baseline / direct throughput',
+      r.baselineVsDirect === null ? 'n/a' : `${r.baselineVsDirect.toFixed(2)}×`,
+    ],
+    [
+      'tollgate / baseline throughput',
+      r.tollgateVsBaseline === null ? 'n/a' : `${r.tollgateVsBaseline.toFixed(2)}×`,
+    ],
+  ];
+  for (const name of ['baseline', 'tollgate'] as const) {
+    const o = r.overhead[name];
+    if (o)
+      rows.push([
+        `${name} latency overhead at ${meta.rate} req/s`,
+        `+p50 ${signed(o.p50, 3)} ms, +p90 ${signed(o.p90, 3)} ms, +p99 ${signed(o.p99, 3)} ms`,
+      ]);
+  }
+  out.push(table(['ratio', 'value'], rows), '');
+
+  out.push('## Targets', '');
+  out.push(
+    table(
+      ['target', 'measured', ''],
+      v.map((x) => [x.label, x.value, mark(x)]),
+    ),
+    '',
+  );
+
+  out.push('## Reading these numbers', '');
+  out.push(
+    '- **direct** is bounded by the load generator (autocannon on one core; see its CPU above), so the ' +
+      '`/direct` throughput ratios understate what the upstream alone could do; `tollgate / baseline` is ' +
+      'the like-for-like comparison.',
+    '- The proxy and the upstream share CPU 1, like a one-core pod running app and sidecar: at maximum ' +
+      'throughput the two together use the whole core, so req/s reflects CPU per request of both.',
+    '- Latency is measured before the saturation phase (steady 1000 req/s, heaps not yet grown). On this ' +
+      'kind of VM p99 and max move between runs (the Tollgate p99 by up to a few ms, from rare stalls of ' +
+      '10–40 ms): compare the per-round values, and rerun before reading a verdict that is close.',
+    '- CPU profile (`--cpu-prof`): V8 samples wall time, so the self time of the socket write bindings ' +
+      '(`writeLatin1String`, `writev`) also holds the kernel loopback path and, on a shared CPU, the time ' +
+      'the woken upstream runs. Use `bench/profile-summary.ts` with `--from-ms` to leave out startup.',
+    '',
+  );
+
+  const pinned = runs.map((x) => `${x.name}: pid ${x.pid}, CPUs ${x.affinity ?? 'unpinned'}`).join('; ');
+  out.push('## Reproduce', '');
+  out.push(
+    '```sh',
+    'npm run build        # the agent runs from dist/',
+    'npm run bench        # full run (~2–3 min), rewrites bench/RESULTS.md',
+    'npm run bench -- --quick                          # smoke check (short durations)',
+    'npm run bench -- --only tollgate,baseline         # a subset (direct is always started as the upstream)',
+    'npm run bench -- --cpu-prof --only tollgate --quick   # profile the agent',
+    "npm run bench -- --agent-node-options='--max-semi-space-size=4'   # try V8 flags on the agent only",
+    'node bench/profile-summary.ts bench/profiles/<file>.cpuprofile   # top self-time functions',
+    '```',
+    '',
+    `Affinity seen during this run: ${pinned}.`,
+    'Only a full run (all targets, no `--quick`, `--cpu-prof` or `--agent-node-options`) rewrites this file; ' +
+      'other runs print their summary (pass `--write` to write anyway).',
+    '',
+  );
+  return out.join('\n');
+}
+
+export function renderSummary(summaries: Summary[], r: Ratios): string {
+  const by = Object.fromEntries(summaries.map((s) => [s.name, s])) as Partial<Record<TargetName, Summary>>;
+  const lines: string[] = [];
+  lines.push(
+    'target     req/s   max p50/p99 ms | @rate p50    p90    p99    max ms | CPU% max / @rate | RSS MiB start/idle/peak',
+  );
+  for (const s of summaries) {
+    lines.push(
+      `${s.name.padEnd(9)} ${f(s.rps, 0).padStart(6)}   ${f(s.maxP50, 0).padStart(3)} / ${f(s.maxP99, 0).padEnd(4)}  | ` +
+        `${f(s.p50, 3)}  ${f(s.p90, 3)}  ${f(s.p99, 3)}  ${f(s.pmax, 2).padStart(6)} | ` +
+        `${f(s.cpuAtMax).padStart(5)} / ${f(s.cpuAtRate).padEnd(5)}    | ` +
+        `${f(s.rssAfterStart)} / ${f(s.rssIdle)} / ${f(s.rssPeak)}`,
+    );
+  }
+  lines.push('');
+  if (r.tollgateVsDirect !== null) lines.push(`tollgate/direct   ${r.tollgateVsDirect.toFixed(2)}×`);
+  if (r.baselineVsDirect !== null) lines.push(`baseline/direct   ${r.baselineVsDirect.toFixed(2)}×`);
+  if (r.tollgateVsBaseline !== null) lines.push(`tollgate/baseline ${r.tollgateVsBaseline.toFixed(2)}×`);
+  for (const name of ['baseline', 'tollgate'] as const) {
+    const o = r.overhead[name];
+    if (o) lines.push(`${name.padEnd(9)} overhead: +p50 ${signed(o.p50, 3)} ms, +p99 ${signed(o.p99, 3)} ms`);
+  }
+  lines.push('');
+  for (const v of verdicts(by, r)) lines.push(`${mark(v)} ${v.label}: ${v.value}`);
+  const foreign = Math.max(...summaries.map((s) => s.foreignMax));
+  lines.push(
+    foreign > FOREIGN_CPU_LIMIT_PCT
+      ? `⚠️  other processes used up to ${foreign.toFixed(0)} % of a core during measurement: noisy run`
+      : `machine quiet (foreign CPU ≤ ${foreign.toFixed(1)} % of a core)`,
+  );
+  return lines.join('\n');
+}
