@@ -56,6 +56,7 @@ export class Agent {
   readonly #source: FilePolicySource;
   readonly #forwarder: Forwarder;
   readonly #env: PipelineEnv;
+  readonly #requestSeries = new Map<string, { value: number }>();
   #inbound: Server | undefined;
   #admin: Server | undefined;
 
@@ -179,7 +180,7 @@ export class Agent {
   }
 
   #record(info: RequestInfo, route: string | null, decision: string, findings: PolicyError[]): void {
-    this.metrics.inc('tollgate_requests_total', { route: route ?? '(none)', decision, code: 'OK' });
+    this.#count(route ?? '(none)', decision, 'OK');
     for (const f of findings) {
       this.#deps.logger.info(
         { requestId: info.requestId, route, code: f.code, mode: 'Audit' },
@@ -188,10 +189,25 @@ export class Agent {
     }
   }
 
+  /** Counts a request; series are cached per (route, decision, code), all bounded by the policy. */
+  #count(route: string, decision: string, code: string): void {
+    const key = `${route}\u0000${decision}\u0000${code}`;
+    let series = this.#requestSeries.get(key);
+    if (!series) {
+      series = this.metrics.counter(
+        'tollgate_requests_total',
+        { route, decision, code },
+        'Requests by route, decision and code',
+      );
+      this.#requestSeries.set(key, series);
+    }
+    series.value++;
+  }
+
   #recordError(info: RequestInfo, e: unknown): void {
     const code = (e as { code?: string }).code ?? 'ERR_INTERNAL';
     const route = (e as { route?: string | null }).route ?? '(none)';
-    this.metrics.inc('tollgate_requests_total', { route, decision: 'deny', code });
+    this.#count(route, 'deny', code);
     if (code === 'ERR_INTERNAL' || !(e as { code?: string }).code) {
       this.#deps.logger.error({ requestId: info.requestId, err: String(e) }, 'request failed');
     } else {

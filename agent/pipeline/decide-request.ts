@@ -134,10 +134,12 @@ export async function decideRequest(
 
   const responseHeaders: Record<string, string> = {};
   if (route && route.limits.length > 0) {
+    // Header keys are rare: flatten the headers only when a limit needs one.
+    const headers = route.limits.some((l) => l.key.kind === 'header') ? flatHeaders(req) : {};
     const facts = {
       method,
       target: target.path,
-      headers: flatHeaders(req),
+      headers,
       identity,
       peer: info.peerId,
       ip: info.clientIp,

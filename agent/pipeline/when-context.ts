@@ -15,6 +15,17 @@ export function whenContextFor(
   ip: string,
 ): WhenContext {
   const method = req.method ?? 'GET';
-  const headers = flatHeaders(req);
-  return whenContext({ method, path, headers, query, params, claims: identity?.claims ?? null, peer, ip });
+  const host = typeof req.headers.host === 'string' ? req.headers.host : '';
+  const headers = () => flatHeaders(req);
+  return whenContext({
+    method,
+    path,
+    headers,
+    host,
+    query,
+    params,
+    claims: identity?.claims ?? null,
+    peer,
+    ip,
+  });
 }

@@ -74,12 +74,12 @@ export interface UpstreamHeaderOptions {
   set?: Readonly<Record<string, string>>;
 }
 
-/** Lowercase tokens of every `Connection` header value. */
-function connectionOptions(headers: HeaderMap): Set<string> {
+/** Lowercase tokens of every `Connection` header value; null when there is none (the usual case). */
+function connectionOptions(headers: HeaderMap): Set<string> | null {
   const value = headers.connection;
-  const values = value === undefined ? [] : typeof value === 'string' ? [value] : value;
+  if (value === undefined) return null;
   const out = new Set<string>();
-  for (const v of values) {
+  for (const v of typeof value === 'string' ? [value] : value) {
     for (const token of v.split(',')) {
       const name = token.trim().toLowerCase();
       if (name !== '') out.add(name);
@@ -88,16 +88,33 @@ function connectionOptions(headers: HeaderMap): Set<string> {
   return out;
 }
 
-/** Copies the end-to-end headers, dropping hop-by-hop, Connection-nominated and `drop` names. */
-function endToEnd(headers: HeaderMap, drop: ReadonlySet<string>): Map<string, string | string[]> {
+const NONE: ReadonlySet<string> = new Set();
+
+/** Sets a header on a plain object; `__proto__` is defined as an own property, never the prototype. */
+function put(out: UpstreamHeaders, name: string, value: string | string[]): void {
+  if (name === '__proto__')
+    Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
+  else out[name] = value;
+}
+
+/**
+ * Copies the end-to-end headers, dropping hop-by-hop, Connection-nominated,
+ * `drop` and `also` names. One pass into one object: this runs twice per request.
+ */
+function endToEnd(
+  headers: HeaderMap,
+  drop: ReadonlySet<string>,
+  also: ReadonlySet<string> = NONE,
+): UpstreamHeaders {
   const nominated = connectionOptions(headers);
-  const out = new Map<string, string | string[]>();
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || name.startsWith(':')) continue;
+  const out: UpstreamHeaders = {};
+  for (const name of Object.keys(headers)) {
+    const value = headers[name];
+    if (value === undefined || name.charCodeAt(0) === 58 /* ':' */) continue;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || drop.has(lower)) continue;
-    if (nominated.has(lower) && !NOT_NOMINATABLE.has(lower)) continue;
-    out.set(lower, typeof value === 'string' ? value : [...value]);
+    if (HOP_BY_HOP.has(lower) || drop.has(lower) || also.has(lower)) continue;
+    if (nominated?.has(lower) && !NOT_NOMINATABLE.has(lower)) continue;
+    put(out, lower, typeof value === 'string' ? value : [...value]);
   }
   return out;
 }
@@ -134,22 +151,28 @@ function clientHost(headers: HeaderMap): string | undefined {
  * `forwarded` and `x-request-id`; then `set`.
  */
 export function buildUpstreamHeaders(req: HeaderSource, options: UpstreamHeaderOptions): UpstreamHeaders {
-  const out = endToEnd(req.headers, AGENT_OWNED);
-  for (const name of options.remove ?? []) out.delete(name.toLowerCase());
+  const out = endToEnd(req.headers, AGENT_OWNED, toSet(options.remove));
   const ip = displayIp(options.clientIp);
   const host = clientHost(req.headers);
-  out.set('x-forwarded-for', ip);
-  out.set('x-forwarded-proto', options.proto);
-  if (host !== undefined) out.set('x-forwarded-host', host);
-  out.set('forwarded', forwardedElement(ip, options.proto, host));
-  out.set('x-request-id', options.requestId);
-  for (const [name, value] of Object.entries(options.set ?? {})) out.set(name.toLowerCase(), value);
-  return Object.fromEntries(out);
+  out['x-forwarded-for'] = ip;
+  out['x-forwarded-proto'] = options.proto;
+  if (host !== undefined) out['x-forwarded-host'] = host;
+  out.forwarded = forwardedElement(ip, options.proto, host);
+  out['x-request-id'] = options.requestId;
+  if (options.set)
+    for (const [name, value] of Object.entries(options.set)) put(out, name.toLowerCase(), value);
+  return out;
+}
+
+function toSet(names: Iterable<string> | undefined): ReadonlySet<string> {
+  if (names === undefined) return NONE;
+  if (names instanceof Set) return names as ReadonlySet<string>;
+  return new Set([...names].map((n) => n.toLowerCase()));
 }
 
 /** The upstream's response headers the client may see: hop-by-hop and Connection-nominated ones removed. */
 export function filterResponseHeaders(headers: HeaderMap): UpstreamHeaders {
-  return Object.fromEntries(endToEnd(headers, new Set()));
+  return endToEnd(headers, NONE);
 }
 
 /**

@@ -44,11 +44,19 @@ export class Metrics {
   }
 
   inc(name: string, labels: Labels = {}, by = 1, help = ''): void {
+    this.counter(name, labels, help).value += by;
+  }
+
+  /** The series of a counter, resolved once so a hot path can add to it without building label keys. */
+  counter(name: string, labels: Labels = {}, help = ''): { value: number } {
     const f = this.#family(name, 'counter', help);
     const key = labelKey(labels);
-    const cur = f.values.get(key);
-    if (cur) cur.value += by;
-    else f.values.set(key, { labels: { ...labels }, value: by });
+    let series = f.values.get(key);
+    if (!series) {
+      series = { labels: { ...labels }, value: 0 };
+      f.values.set(key, series);
+    }
+    return series;
   }
 
   set(name: string, labels: Labels, value: number, help = ''): void {

@@ -139,6 +139,7 @@ describe('whenContext', () => {
     method: 'GET',
     path: '/v1/x',
     headers: { host: 'api.local', 'x-a': '1, 2' },
+    host: 'api.local',
     query: 'a=1&b=x%20y&a=2&c',
     params: { id: '7' },
     claims: { sub: 'alice' },
@@ -163,8 +164,23 @@ describe('whenContext', () => {
   });
 
   it('without a query, host or token: empty values, claims {}', () => {
-    const ctx = whenContext({ ...input, headers: {}, query: null, claims: null });
+    const ctx = whenContext({ ...input, headers: {}, host: '', query: null, claims: null });
     assert.deepEqual([ctx.request.query, ctx.request.host, ctx.claims], [{}, '', {}]);
+  });
+
+  it('computes headers only when read', () => {
+    let calls = 0;
+    const ctx = whenContext({
+      ...input,
+      headers: () => {
+        calls++;
+        return { 'x-a': '1' };
+      },
+    });
+    assert.equal(calls, 0);
+    assert.deepEqual(ctx.request.headers, { 'x-a': '1' });
+    assert.equal(ctx.request.headers, ctx.request.headers);
+    assert.equal(calls, 1);
   });
 
   it('copies headers and params, so an expression cannot reach the caller’s objects', () => {

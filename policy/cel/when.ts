@@ -117,8 +117,10 @@ export interface WhenInput {
   method: string;
   /** Normalized path. */
   path: string;
-  /** Lowercase names, repeated values already joined with ", ". */
-  headers: Readonly<Record<string, string>>;
+  /** Lowercase names, repeated values joined with ", "; a function is called only if an expression reads them. */
+  headers: Readonly<Record<string, string>> | (() => Readonly<Record<string, string>>);
+  /** The Host header. */
+  host: string;
   /** Raw query string (without '?'), or null. */
   query: string | null;
   params: Readonly<Record<string, string>>;
@@ -127,13 +129,33 @@ export interface WhenInput {
   ip: string;
 }
 
-/** Builds the `when` variables; the query keeps the first value of each parameter. */
+/**
+ * Builds the `when` variables. `request.headers` and `request.query` are
+ * computed on first read only (most expressions use params and claims); the
+ * query keeps the first value of each parameter.
+ */
 export function whenContext(input: WhenInput): WhenContext {
-  const query: Record<string, string> = {};
-  for (const [k, v] of new URLSearchParams(input.query ?? '')) if (!Object.hasOwn(query, k)) query[k] = v;
-  const headers = { ...input.headers };
+  let headers: Record<string, string> | undefined;
+  let query: Record<string, string> | undefined;
+  const request = {
+    method: input.method,
+    path: input.path,
+    host: input.host,
+    get headers(): Record<string, string> {
+      headers ??= { ...(typeof input.headers === 'function' ? input.headers() : input.headers) };
+      return headers;
+    },
+    get query(): Record<string, string> {
+      if (query === undefined) {
+        query = {};
+        for (const [k, v] of new URLSearchParams(input.query ?? ''))
+          if (!Object.hasOwn(query, k)) query[k] = v;
+      }
+      return query;
+    },
+  };
   return {
-    request: { method: input.method, path: input.path, host: headers.host ?? '', headers, query },
+    request,
     params: { ...input.params },
     claims: input.claims ?? {},
     peer: input.peer,

@@ -226,6 +226,7 @@ function authzInput(
         method: facts.method,
         path,
         headers: facts.headers ?? {},
+        host: facts.headers?.host ?? '',
         query,
         params,
         claims: facts.identity?.claims ?? null,

@@ -5,7 +5,7 @@
  * successes are stored: failures are cheap to recompute and must not let an
  * attacker fill the cache. The raw token is never kept as a key.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 
 export interface TokenCacheOptions {
@@ -74,7 +74,8 @@ export class TokenCache {
 
 function cacheKey(provider: string, token: string): string {
   // NUL cannot occur in a provider name or a header value, so the pair is unambiguous.
-  return createHash('sha256').update(provider).update('\0').update(token).digest('base64url');
+  // One-shot hash: this runs on every request that carries a token.
+  return hash('sha256', `${provider}\0${token}`, 'base64url');
 }
 
 function deepFreeze<T>(value: T): T {
