@@ -10,9 +10,15 @@ import { formatDiagnostic } from '../policy/diagnostics.ts';
 import { RateLimiter } from '../policy/ratelimit/rate-limiter.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import type { AgentConfig } from './config.ts';
-import type { PolicyError } from './errors.ts';
+import { PolicyError } from './errors.ts';
 import { bundleStates } from './pipeline/bundle-state.ts';
-import { decideRequest, type PipelineEnv, type RequestInfo } from './pipeline/decide-request.ts';
+import {
+  decideRequest,
+  type ForwardPlan,
+  type PipelineEnv,
+  type RequestInfo,
+} from './pipeline/decide-request.ts';
+import { type PreparedBody, prepareBody } from './pipeline/validate/request-body.ts';
 import { Forwarder } from './proxy/forwarder.ts';
 import { createInboundServer, drainServer } from './proxy/inbound-server.ts';
 import { sendProblem, writeSocketProblem } from './proxy/problem-response.ts';
@@ -140,17 +146,33 @@ export class Agent {
       return;
     }
     decideRequest(this.#source.current, info, this.#env)
-      .then((plan) => {
-        this.#record(info, plan.route, plan.decision, plan.findings);
+      .then(async (plan) => {
+        // The head is allowed and the body is about to be read: now the client may send it.
         ctl.continue();
-        return this.#forwarder.forward(req, res, {
-          method: req.method ?? 'GET',
-          path: plan.path,
-          headers: plan.headers,
-          timeoutMs: plan.timeoutMs,
-          // The request id is echoed in every mode: it is proxy hygiene, not policy.
-          onResponse: () => ({ ...plan.responseHeaders, 'x-request-id': info.requestId }),
-        });
+        let prepared: PreparedBody;
+        try {
+          prepared = await prepareBody(req, plan.body, (f) => this.#logFinding(info, plan.route, f));
+        } catch (e) {
+          throw bodyDenial(e, plan);
+        }
+        const findings = [...plan.findings, ...prepared.findings];
+        this.#record(info, plan.route, findings.length > 0 ? 'audit-deny' : plan.decision, findings);
+        if (prepared.length !== null) plan.headers['content-length'] = String(prepared.length);
+        try {
+          await this.#forwarder.forward(req, res, {
+            method: req.method ?? 'GET',
+            path: plan.path,
+            headers: plan.headers,
+            timeoutMs: plan.timeoutMs,
+            ...(prepared.body ? { body: prepared.body } : {}),
+            // The request id is echoed in every mode: it is proxy hygiene, not policy.
+            onResponse: () => ({ ...plan.responseHeaders, 'x-request-id': info.requestId }),
+          });
+        } catch (e) {
+          // A body that crossed the limit while streaming aborted the upstream request: say 413.
+          const overflow = prepared.overflow();
+          throw overflow ? bodyDenial(overflow, plan) : e;
+        }
       })
       .catch((e: unknown) => this.#deny(req, res, info, e));
   }
@@ -181,12 +203,15 @@ export class Agent {
 
   #record(info: RequestInfo, route: string | null, decision: string, findings: PolicyError[]): void {
     this.#count(route ?? '(none)', decision, 'OK');
-    for (const f of findings) {
-      this.#deps.logger.info(
-        { requestId: info.requestId, route, code: f.code, mode: 'Audit' },
-        'request would be denied',
-      );
-    }
+    for (const f of findings) this.#logFinding(info, route, f);
+  }
+
+  #logFinding(info: RequestInfo, route: string | null, f: PolicyError): void {
+    const errors = f.extensions.errors;
+    this.#deps.logger.info(
+      { requestId: info.requestId, route, code: f.code, mode: 'Audit', ...(errors ? { errors } : {}) },
+      'request would be denied',
+    );
   }
 
   /** Counts a request; series are cached per (route, decision, code), all bounded by the policy. */
@@ -214,6 +239,22 @@ export class Agent {
       this.#deps.logger.info({ requestId: info.requestId, code }, 'request denied');
     }
   }
+}
+
+/**
+ * A denial of the body stage, with the route's response headers (rate limit,
+ * deprecation: none in Audit mode) as every response of the route has them.
+ */
+function bodyDenial(e: unknown, plan: ForwardPlan): unknown {
+  if (!(e instanceof PolicyError)) return e;
+  const denial = new PolicyError(
+    e.code,
+    e.detail,
+    { ...plan.responseHeaders, ...e.headers },
+    { ...e.extensions },
+  );
+  denial.route = plan.route;
+  return denial;
 }
 
 function listen(server: Server, host: string, port: number): Promise<AddressInfo> {

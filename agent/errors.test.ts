@@ -12,6 +12,9 @@ const EXPECTED_STATUS: Record<PolicyErrorCode, number> = {
   ERR_AUTHN_REQUIRED: 401,
   ERR_AUTHZ_DENIED: 403,
   ERR_RATE_LIMITED: 429,
+  ERR_BODY_TOO_LARGE: 413,
+  ERR_MEDIA_TYPE: 415,
+  ERR_VALIDATION: 400,
   ERR_NO_POLICY: 503,
   ERR_UPSTREAM_UNAVAILABLE: 503,
   ERR_UPSTREAM_TIMEOUT: 504,
@@ -91,6 +94,24 @@ describe('rescue', () => {
     assert.equal(r.headers['content-type'], 'application/problem+json');
     assert.equal(r.headers['content-length'], String(Buffer.byteLength(r.body)));
     assert.equal(r.headers['x-request-id'], 'req-3');
+  });
+
+  test('extensions join the problem body but never replace its standard members', () => {
+    const errors = [{ in: 'body', pointer: '/quantity', message: 'must be <= 100' }];
+    const r = rescue(
+      new PolicyError('ERR_VALIDATION', 'invalid', {}, { errors, status: 200, code: 'OK', requestId: 'x' }),
+      'req-5',
+    );
+    assert.deepEqual(parse(r.body), {
+      type: 'https://tollgate.dev/errors#ERR_VALIDATION',
+      title: 'Request validation failed',
+      status: 400,
+      detail: 'invalid',
+      code: 'ERR_VALIDATION',
+      requestId: 'req-5',
+      errors,
+    });
+    assert.deepEqual(new PolicyError('ERR_INTERNAL', 'x').extensions, {});
   });
 
   test('content-length counts bytes, not characters', () => {

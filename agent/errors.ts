@@ -14,6 +14,9 @@ export type PolicyErrorCode =
   | 'ERR_AUTHN_REQUIRED'
   | 'ERR_AUTHZ_DENIED'
   | 'ERR_RATE_LIMITED'
+  | 'ERR_BODY_TOO_LARGE'
+  | 'ERR_MEDIA_TYPE'
+  | 'ERR_VALIDATION'
   | 'ERR_NO_POLICY'
   | 'ERR_UPSTREAM_UNAVAILABLE'
   | 'ERR_UPSTREAM_TIMEOUT'
@@ -26,15 +29,26 @@ export class PolicyError extends Error {
   readonly detail: string;
   /** Response headers this error adds (Allow, WWW-Authenticate, Retry-After, ...). */
   readonly headers: Readonly<Record<string, string>>;
+  /**
+   * Extra members of the problem body (RFC 9457 §3.2), e.g. the `errors` of a
+   * validation failure; they never replace the standard members.
+   */
+  readonly extensions: Readonly<Record<string, unknown>>;
   /** The route the request had matched when it was refused, for telemetry. */
   route: string | null = null;
 
-  constructor(code: PolicyErrorCode, detail: string, headers: Record<string, string> = {}) {
+  constructor(
+    code: PolicyErrorCode,
+    detail: string,
+    headers: Record<string, string> = {},
+    extensions: Record<string, unknown> = {},
+  ) {
     super(`${code}: ${detail}`);
     this.name = 'PolicyError';
     this.code = code;
     this.detail = detail;
     this.headers = headers;
+    this.extensions = extensions;
   }
 }
 
@@ -54,6 +68,9 @@ export const RESCUE: Readonly<Record<PolicyErrorCode, RescueEntry>> = {
   ERR_AUTHN_REQUIRED: { status: 401, title: 'Authentication required' },
   ERR_AUTHZ_DENIED: { status: 403, title: 'Forbidden' },
   ERR_RATE_LIMITED: { status: 429, title: 'Too many requests' },
+  ERR_BODY_TOO_LARGE: { status: 413, title: 'Payload too large' },
+  ERR_MEDIA_TYPE: { status: 415, title: 'Unsupported media type' },
+  ERR_VALIDATION: { status: 400, title: 'Request validation failed' },
   ERR_NO_POLICY: { status: 503, title: 'No policy loaded' },
   ERR_UPSTREAM_UNAVAILABLE: { status: 503, title: 'Upstream unavailable' },
   ERR_UPSTREAM_TIMEOUT: { status: 504, title: 'Upstream timeout' },
@@ -74,14 +91,17 @@ export function rescue(error: unknown, requestId: string): ProblemResponse {
       ? error
       : new PolicyError('ERR_INTERNAL', 'the request could not be processed');
   const entry = RESCUE[e.code];
-  const body = JSON.stringify({
+  const problem: Record<string, unknown> = {
     type: `https://tollgate.dev/errors#${e.code}`,
     title: entry.title,
     status: entry.status,
     detail: e.detail,
     code: e.code,
     requestId,
-  });
+  };
+  for (const [name, value] of Object.entries(e.extensions))
+    if (!Object.hasOwn(problem, name)) problem[name] = value;
+  const body = JSON.stringify(problem);
   return {
     status: entry.status,
     headers: {

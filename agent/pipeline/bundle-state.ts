@@ -1,15 +1,17 @@
 /**
  * Per-bundle agent state built once when a bundle is loaded, never per request:
- * one JWT authenticator per policy (its JWKS caches and token cache) and the set
- * of identity headers to strip from every request.
+ * one JWT authenticator per policy (its JWKS caches and token cache), the set
+ * of identity headers to strip from every request, and each route's compiled
+ * request validator (JSON Schemas of query and body).
  */
-import type { CompiledPolicy } from '../../policy/compile/bundle.ts';
+import type { CompiledPolicy, CompiledRoute } from '../../policy/compile/bundle.ts';
 import type { PolicyEngine } from '../../policy/engine/engine.ts';
 import {
   identityHeaderNames,
   JwtAuthenticator,
   type JwtAuthenticatorOptions,
 } from './authn/authenticator.ts';
+import { compileRouteValidators, type RouteValidator } from './validate/request-validator.ts';
 
 /** Headers only the agent may set: identity it verified itself. */
 const ALWAYS_STRIPPED = ['x-forwarded-client-cert'];
@@ -17,6 +19,8 @@ const ALWAYS_STRIPPED = ['x-forwarded-client-cert'];
 export interface BundleState {
   authenticator(policy: CompiledPolicy): JwtAuthenticator | null;
   identityHeaders: ReadonlySet<string>;
+  /** The route's request checks; null for a route of another bundle. */
+  validator(route: CompiledRoute): RouteValidator | null;
 }
 
 export function createBundleState(engine: PolicyEngine, options: JwtAuthenticatorOptions): BundleState {
@@ -26,9 +30,11 @@ export function createBundleState(engine: PolicyEngine, options: JwtAuthenticato
     if (policy.jwt.length > 0) authenticators.set(policy, new JwtAuthenticator(policy.jwt, options));
     for (const h of identityHeaderNames(policy.jwt)) identity.add(h);
   }
+  const validators = compileRouteValidators(engine.bundle.policies.flatMap((p) => p.routes));
   return {
     authenticator: (policy) => authenticators.get(policy) ?? null,
     identityHeaders: identity,
+    validator: (route) => validators.get(route) ?? null,
   };
 }
 

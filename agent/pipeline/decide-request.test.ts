@@ -33,6 +33,8 @@ interface ErrorView {
   detail: string;
   route: string | null;
   headers: Record<string, string>;
+  /** Only when the error has some (validation violations). */
+  extensions?: Record<string, unknown>;
 }
 
 interface PlanView {
@@ -52,7 +54,8 @@ type Outcome = PlanView | ({ kind: 'error' } & ErrorView) | { kind: 'crash'; mes
 function errorView(e: unknown): ErrorView | { message: string } {
   if (!(e instanceof PolicyError)) return { message: String(e) };
   const { status } = rescue(e, 'r');
-  return { code: e.code, status, detail: e.detail, route: e.route, headers: { ...e.headers } };
+  const extensions = Object.keys(e.extensions).length > 0 ? { extensions: { ...e.extensions } } : {};
+  return { code: e.code, status, detail: e.detail, route: e.route, headers: { ...e.headers }, ...extensions };
 }
 
 interface Current {
@@ -686,5 +689,83 @@ describe('decideRequest: Audit mode', () => {
   test('an allowed request has no findings', async () => {
     const p = planOf(await decide(audit, '/v1/users/alice/orders/1', { headers: bearer(await token()) }));
     assert.deepEqual([p.decision, p.findings], ['allow', []]);
+  });
+});
+
+describe('decideRequest: validation of the request head', () => {
+  const spec = (mode: 'Enforce' | 'Audit'): ApiPolicySpec => ({
+    mode,
+    rateLimits: [{ name: 'per-ip', key: { ip: {} }, limit: 1, period: '1m' }],
+    routes: [
+      {
+        name: 'create',
+        methods: ['POST'],
+        path: '/v1/orders',
+        public: true,
+        rateLimit: 'per-ip',
+        deprecation: { since: '2026-01-01' },
+        request: {
+          maxBodyBytes: 100,
+          contentTypes: ['application/json'],
+          query: { type: 'object', properties: { dryRun: { enum: ['true', 'false'] } } },
+          body: { type: 'object' },
+        },
+      },
+    ],
+  });
+  const json = { 'content-type': 'application/json', 'content-length': '2' };
+
+  test('Content-Length over the limit → 413; wrong type → 415; bad query → 400 with violations', async () => {
+    const engine = engineOf(apiPolicy(spec('Enforce'), 'validated'));
+    const big = errorOf(
+      await decide(engine, '/v1/orders', { method: 'POST', headers: { ...json, 'content-length': '101' } }),
+      'ERR_BODY_TOO_LARGE',
+    );
+    assert.deepEqual([big.status, big.route], [413, 'create']);
+    assert.ok(big.headers.deprecation, 'route headers are on validation denials too');
+    current.env = freshEnv();
+    const type = errorOf(
+      await decide(engine, '/v1/orders', {
+        method: 'POST',
+        headers: { ...json, 'content-type': 'text/xml' },
+      }),
+      'ERR_MEDIA_TYPE',
+    );
+    assert.equal(type.status, 415);
+    current.env = freshEnv();
+    const query = errorOf(
+      await decide(engine, '/v1/orders?dryRun=yes', { method: 'POST', headers: json }),
+      'ERR_VALIDATION',
+    );
+    assert.equal(query.status, 400);
+    assert.deepEqual(query.extensions, {
+      errors: [{ in: 'query', pointer: '/dryRun', message: 'must be equal to one of the allowed values' }],
+    });
+    current.env = freshEnv();
+    const plan = planOf(await decide(engine, '/v1/orders?dryRun=true', { method: 'POST', headers: json }));
+    assert.equal(plan.decision, 'allow');
+  });
+
+  test('validation comes after rate limiting: a limited request gets 429, not 400', async () => {
+    const engine = engineOf(apiPolicy(spec('Enforce'), 'validated'));
+    planOf(await decide(engine, '/v1/orders', { method: 'POST', headers: json }));
+    errorOf(
+      await decide(engine, '/v1/orders?dryRun=yes', { method: 'POST', headers: json }),
+      'ERR_RATE_LIMITED',
+    );
+  });
+
+  test('Audit: every head violation is a finding, the request goes on', async () => {
+    const engine = engineOf(apiPolicy(spec('Audit'), 'validated'));
+    const p = planOf(
+      await decide(engine, '/v1/orders?dryRun=yes', {
+        method: 'POST',
+        headers: { 'content-type': 'text/xml', 'content-length': '500' },
+      }),
+    );
+    assert.deepEqual(
+      [p.decision, codes(p)],
+      ['audit-deny', ['ERR_BODY_TOO_LARGE', 'ERR_MEDIA_TYPE', 'ERR_VALIDATION']],
+    );
   });
 });

@@ -1,6 +1,8 @@
 /**
  * The per-request policy pipeline of the agent, in the contract's order:
- * normalize → route/method → sunset → authenticate → authorize → rate limit.
+ * normalize → route/method → sunset → authenticate → authorize → rate limit →
+ * validate (the head: Content-Length 413, content type 415, query 400; the
+ * body is checked next, by validate/request-body.ts, from `plan.body`).
  * It returns a forward plan or throws a PolicyError; in Audit mode every denial
  * is recorded as a finding instead and the request goes on unchanged.
  */
@@ -17,6 +19,8 @@ import { claimHeaderValues, stripToken } from './authn/authenticator.ts';
 import type { BundleState } from './bundle-state.ts';
 import { deprecationHeaders } from './deprecation.ts';
 import { rateLimitHeaders } from './ratelimit/rate-limit-headers.ts';
+import type { BodyPlan } from './validate/request-body.ts';
+import { checkRequestHead } from './validate/request-validator.ts';
 import { whenContextFor } from './when-context.ts';
 
 /** What the forwarder needs once a request is allowed. */
@@ -32,6 +36,8 @@ export interface ForwardPlan {
   /** Denials an Enforce-mode policy would have answered (Audit mode only). */
   findings: PolicyError[];
   decision: 'allow' | 'undeclared' | 'audit-deny';
+  /** The body checks still to run (a matched route), else null: the body is forwarded as is. */
+  body: BodyPlan | null;
 }
 
 export interface RequestInfo {
@@ -69,7 +75,12 @@ export async function decideRequest(
     const e =
       Object.keys(routeHeaders).length === 0
         ? denial
-        : new PolicyError(denial.code, denial.detail, { ...routeHeaders, ...denial.headers });
+        : new PolicyError(
+            denial.code,
+            denial.detail,
+            { ...routeHeaders, ...denial.headers },
+            { ...denial.extensions },
+          );
     e.route = routeName;
     if (!audit) throw e;
     findings.push(e);
@@ -157,6 +168,13 @@ export async function decideRequest(
   }
   Object.assign(responseHeaders, routeHeaders);
 
+  let body: BodyPlan | null = null;
+  const validator = route ? state.validator(route.route) : null;
+  if (validator) {
+    for (const denial of checkRequestHead(req, validator, target.query)) deny(denial);
+    body = { validator, audit };
+  }
+
   const headers = buildUpstreamHeaders(req, {
     clientIp: info.clientIp,
     proto: info.proto,
@@ -177,6 +195,7 @@ export async function decideRequest(
     responseHeaders: audit ? {} : responseHeaders,
     findings,
     decision: findings.length > 0 ? 'audit-deny' : route ? 'allow' : 'undeclared',
+    body,
   };
 }
 
