@@ -11,6 +11,8 @@ import { RateLimiter } from '../policy/ratelimit/rate-limiter.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import type { AgentConfig } from './config.ts';
 import { PolicyError } from './errors.ts';
+import { Inventory } from './inventory/inventory.ts';
+import { callerKey, InventoryTracker } from './inventory/request-tracker.ts';
 import { bundleStates } from './pipeline/bundle-state.ts';
 import {
   decideRequest,
@@ -18,6 +20,8 @@ import {
   type PipelineEnv,
   type RequestInfo,
 } from './pipeline/decide-request.ts';
+import { protectionEnv } from './pipeline/protection/protection.ts';
+import { ResponseFilter } from './pipeline/respond/response-filter.ts';
 import { type PreparedBody, prepareBody } from './pipeline/validate/request-body.ts';
 import { Forwarder } from './proxy/forwarder.ts';
 import { createInboundServer, drainServer } from './proxy/inbound-server.ts';
@@ -57,10 +61,13 @@ function clientIp(socket: Socket): string {
 
 export class Agent {
   readonly metrics = new Metrics();
+  readonly inventory: Inventory;
+  readonly #tracker: InventoryTracker;
   readonly #config: AgentConfig;
   readonly #deps: AgentDeps;
   readonly #source: FilePolicySource;
   readonly #forwarder: Forwarder;
+  readonly #responses: ResponseFilter;
   readonly #env: PipelineEnv;
   readonly #requestSeries = new Map<string, { value: number }>();
   #inbound: Server | undefined;
@@ -71,6 +78,12 @@ export class Agent {
     this.#deps = deps;
     const now = deps.now ?? Date.now;
     const upstreamPort = Number(config.upstream.port || 80);
+    this.inventory = new Inventory({ now });
+    this.#tracker = new InventoryTracker(this.inventory, (route) =>
+      (this.#source.current?.policyFor(upstreamPort)?.policy.routes ?? []).some(
+        (r) => r.name === route && r.deprecation !== null,
+      ),
+    );
     this.#source = new FilePolicySource({
       path: config.policyPath,
       workload: { port: upstreamPort, ...(config.labels ? { labels: config.labels } : {}) },
@@ -96,12 +109,14 @@ export class Agent {
       },
     });
     this.#forwarder = new Forwarder({ upstream: config.upstream });
+    this.#responses = new ResponseFilter({ metrics: this.metrics, logger: deps.logger });
     const authnOptions = { ...(deps.fetch ? { fetch: deps.fetch } : {}), now };
     this.#env = {
       port: upstreamPort,
       limiter: new RateLimiter({ now }),
       now,
       state: bundleStates(authnOptions),
+      protection: protectionEnv({ logger: deps.logger, metrics: this.metrics, now }),
     };
   }
 
@@ -110,7 +125,11 @@ export class Agent {
     const first = this.#source.reload();
     if (!first.ok) throw new PolicyLoadError(first.diagnostics);
     this.#source.watch();
-    this.#admin = createAdminServer({ engine: () => this.#source.current, metrics: this.metrics });
+    this.#admin = createAdminServer({
+      engine: () => this.#source.current,
+      metrics: this.metrics,
+      inventory: () => this.inventory.snapshot(),
+    });
     this.#inbound = createInboundServer({
       onRequest: (req, res, ctl) => this.#handle(req, res, ctl),
       onUpgrade: (req, socket, head) => this.#handleUpgrade(req, socket as Socket, head),
@@ -140,6 +159,7 @@ export class Agent {
 
   #handle(req: IncomingMessage, res: ServerResponse, ctl: { continue(): void }): void {
     const info = this.#info(req);
+    this.#tracker.watch(req, res, callerKey(info));
     const framing = checkRequestFraming(req);
     if (framing) {
       this.#deny(req, res, info, framing);
@@ -147,6 +167,7 @@ export class Agent {
     }
     decideRequest(this.#source.current, info, this.#env)
       .then(async (plan) => {
+        this.#tracker.plan(req, plan);
         // The head is allowed and the body is about to be read: now the client may send it.
         ctl.continue();
         let prepared: PreparedBody;
@@ -159,6 +180,7 @@ export class Agent {
         this.#record(info, plan.route, findings.length > 0 ? 'audit-deny' : plan.decision, findings);
         if (prepared.length !== null) plan.headers['content-length'] = String(prepared.length);
         try {
+          const rewriteBody = this.#responses.hookFor(plan, req.method ?? 'GET');
           await this.#forwarder.forward(req, res, {
             method: req.method ?? 'GET',
             path: plan.path,
@@ -167,6 +189,7 @@ export class Agent {
             ...(prepared.body ? { body: prepared.body } : {}),
             // The request id is echoed in every mode: it is proxy hygiene, not policy.
             onResponse: () => ({ ...plan.responseHeaders, 'x-request-id': info.requestId }),
+            ...(rewriteBody ? { rewriteBody } : {}),
           });
         } catch (e) {
           // A body that crossed the limit while streaming aborted the upstream request: say 413.
@@ -180,6 +203,7 @@ export class Agent {
   #handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
     const info = this.#info(req);
     const refuse = (e: unknown) => {
+      this.#tracker.refusedUpgrade(req, e, callerKey(info));
       this.#recordError(info, e);
       writeSocketProblem(socket, e, info.requestId);
     };
@@ -191,12 +215,16 @@ export class Agent {
     decideRequest(this.#source.current, info, this.#env)
       .then((plan) => {
         this.#record(info, plan.route, plan.decision, plan.findings);
-        return this.#forwarder.forwardUpgrade(req, socket, head, { path: plan.path, headers: plan.headers });
+        this.#tracker.plan(req, plan);
+        return this.#forwarder
+          .forwardUpgrade(req, socket, head, { path: plan.path, headers: plan.headers })
+          .then(() => this.#tracker.finish(req, 101, callerKey(info)));
       })
       .catch(refuse);
   }
 
   #deny(req: IncomingMessage, res: ServerResponse, info: RequestInfo, e: unknown): void {
+    this.#tracker.denial(req, e);
     this.#recordError(info, e);
     sendProblem(req, res, e, info.requestId);
   }

@@ -14,6 +14,7 @@ export type PolicyErrorCode =
   | 'ERR_AUTHN_REQUIRED'
   | 'ERR_AUTHZ_DENIED'
   | 'ERR_RATE_LIMITED'
+  | 'ERR_PROTECTION_BLOCKED'
   | 'ERR_BODY_TOO_LARGE'
   | 'ERR_MEDIA_TYPE'
   | 'ERR_VALIDATION'
@@ -68,6 +69,7 @@ export const RESCUE: Readonly<Record<PolicyErrorCode, RescueEntry>> = {
   ERR_AUTHN_REQUIRED: { status: 401, title: 'Authentication required' },
   ERR_AUTHZ_DENIED: { status: 403, title: 'Forbidden' },
   ERR_RATE_LIMITED: { status: 429, title: 'Too many requests' },
+  ERR_PROTECTION_BLOCKED: { status: 429, title: 'Too many requests' },
   ERR_BODY_TOO_LARGE: { status: 413, title: 'Payload too large' },
   ERR_MEDIA_TYPE: { status: 415, title: 'Unsupported media type' },
   ERR_VALIDATION: { status: 400, title: 'Request validation failed' },

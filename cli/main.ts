@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { AGENT_HELP, runAgent } from './agent.ts';
 import { CHECK_HELP, runCheck } from './check.ts';
 import { type CliIo, EXIT, processIo, UsageError } from './cli-io.ts';
+import { INVENTORY_HELP, runInventory } from './inventory.ts';
 import { runTest, TEST_HELP } from './test-cases.ts';
 import { runValidate, VALIDATE_HELP } from './validate.ts';
 
@@ -19,6 +20,7 @@ Commands:
   validate FILE...                     check ApiPolicy files (exit 1 on any problem)
   check -f FILE "METHOD /path" [...]   explain the decision for one request, offline
   test -f FILE CASES.yaml              run request cases against a policy (CI)
+  inventory --admin HOST:PORT [...]    what a running agent has seen; --suggest drafts routes
 
 Run 'tollgate COMMAND --help' for a command's options.`;
 
@@ -29,6 +31,7 @@ const COMMANDS: Record<string, { run: Command; help: string }> = {
   validate: { run: runValidate, help: VALIDATE_HELP },
   check: { run: runCheck, help: CHECK_HELP },
   test: { run: runTest, help: TEST_HELP },
+  inventory: { run: runInventory, help: INVENTORY_HELP },
 };
 
 function version(): string {

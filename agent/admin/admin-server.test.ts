@@ -6,6 +6,7 @@ import type { PolicyBundle } from '../../policy/compile/bundle.ts';
 import { compilePolicies } from '../../policy/compile/compile.ts';
 import { PolicyEngine } from '../../policy/engine/engine.ts';
 import type { ApiPolicy } from '../../policy/schema/api-policy.ts';
+import { Inventory } from '../inventory/inventory.ts';
 import { send } from '../proxy/test-clients.ts';
 import { closeServer, listen } from '../proxy/test-support.ts';
 import { Metrics } from '../telemetry/metrics.ts';
@@ -218,4 +219,27 @@ describe('admin server', () => {
       assert.equal(head.body, '');
     });
   }
+});
+
+describe('admin server /inventory', () => {
+  test('serves the inventory snapshot as JSON; 404 when the server has none', async () => {
+    const inventory = new Inventory({ now: () => Date.UTC(2026, 0, 1) });
+    inventory.recordUndeclared('GET', '/v1/orders/123', 200);
+    const withInventory = createAdminServer({
+      engine: () => null,
+      metrics: new Metrics(),
+      inventory: () => inventory.snapshot(),
+    });
+    const without = createAdminServer({ engine: () => null, metrics: new Metrics() });
+    try {
+      const r = await send(await listen(withInventory), { path: '/inventory' });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['content-type'], 'application/json');
+      assert.deepEqual(JSON.parse(r.body), inventory.snapshot());
+      assert.equal((await send(await listen(without), { path: '/inventory' })).status, 404);
+    } finally {
+      await closeServer(withInventory);
+      await closeServer(without);
+    }
+  });
 });

@@ -1,7 +1,8 @@
 /**
  * The admin port (default 127.0.0.1:15020): /healthz, /readyz (200 only once a
- * policy is loaded), /metrics (Prometheus text) and /config (what is enforced:
- * bundle version, policies, routes, providers — never keys or tokens).
+ * policy is loaded), /metrics (Prometheus text), /config (what is enforced:
+ * bundle version, policies, routes, providers — never keys or tokens) and
+ * /inventory (the API inventory, JSON: agent/inventory/inventory.ts).
  */
 import { createServer, type Server } from 'node:http';
 import type { PolicyEngine } from '../../policy/engine/engine.ts';
@@ -10,6 +11,8 @@ import type { Metrics } from '../telemetry/metrics.ts';
 export interface AdminOptions {
   engine: () => PolicyEngine | null;
   metrics: Metrics;
+  /** The API inventory snapshot served on /inventory (404 when absent). */
+  inventory?: () => unknown;
 }
 
 /** What /config shows: the enforced configuration without secrets. */
@@ -87,6 +90,10 @@ export function createAdminServer(options: AdminOptions): Server {
           'application/json',
           `${JSON.stringify(describeEngine(options.engine()), null, 2)}\n`,
         );
+      case '/inventory':
+        return options.inventory
+          ? send(200, 'application/json', `${JSON.stringify(options.inventory(), null, 2)}\n`)
+          : send(404, 'text/plain', 'not found\n');
       default:
         return send(404, 'text/plain', 'not found\n');
     }

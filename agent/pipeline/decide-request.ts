@@ -1,6 +1,7 @@
 /**
  * The per-request policy pipeline of the agent, in the contract's order:
- * normalize → route/method → sunset → authenticate → authorize → rate limit →
+ * normalize → route/method → protection block → sunset → authenticate →
+ * authorize → rate limit →
  * validate (the head: Content-Length 413, content type 415, query 400; the
  * body is checked next, by validate/request-body.ts, from `plan.body`).
  * It returns a forward plan or throws a PolicyError; in Audit mode every denial
@@ -18,6 +19,7 @@ import { buildUpstreamHeaders } from '../proxy/upstream-headers.ts';
 import { claimHeaderValues, stripToken } from './authn/authenticator.ts';
 import type { BundleState } from './bundle-state.ts';
 import { deprecationHeaders } from './deprecation.ts';
+import { guardRequest, type ProtectionEnv } from './protection/protection.ts';
 import { rateLimitHeaders } from './ratelimit/rate-limit-headers.ts';
 import type { BodyPlan } from './validate/request-body.ts';
 import { checkRequestHead } from './validate/request-validator.ts';
@@ -54,6 +56,8 @@ export interface PipelineEnv {
   limiter: RateLimiter;
   now: () => number;
   state: (engine: PolicyEngine) => BundleState;
+  /** Abuse protection (protection/protection.ts); none when absent. */
+  protection?: ProtectionEnv;
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -91,6 +95,19 @@ export async function decideRequest(
   // A target that cannot be normalized cannot be forwarded safely, audit or not.
   if (routed.kind === 'bad-target') throw new PolicyError('ERR_PATH_INVALID', routed.detail);
   const target = routed.target;
+  // Protection: an unmatched path is an event; a blocked client gets 429 before any other answer.
+  const guard = guardRequest(env.protection, policy, info, env.now);
+  if (guard) {
+    if (routed.kind === 'unmatched') guard.record('unmatched');
+    const refusal = guard.refusal();
+    if (refusal) deny(refusal);
+  }
+  // Every 401 is an authentication failure; the one that starts a block is answered 429.
+  const authFailure = (denial: PolicyError) => {
+    const refusal = guard?.record('authFailures') ? guard.refusal() : null;
+    if (refusal) deny(refusal);
+    deny(denial);
+  };
   if (routed.kind === 'method-not-allowed') {
     deny(
       new PolicyError('ERR_ROUTE_METHOD', `${method} is not allowed here`, {
@@ -114,12 +131,12 @@ export async function decideRequest(
   const authn = auth ? await auth.authenticate(req.headers) : ({ kind: 'none' } as const);
   const identity = authn.kind === 'valid' ? { provider: authn.provider, claims: authn.claims } : null;
   const setHeaders: Record<string, string> = {};
-  if (authn.kind === 'invalid') deny(invalidToken());
+  if (authn.kind === 'invalid') authFailure(invalidToken());
   if (authn.kind === 'valid') {
     const provider = policy.jwt.find((p) => p.name === authn.provider);
     const values = provider ? claimHeaderValues(provider, authn.claims) : { ok: true as const, headers: {} };
     if (values.ok) Object.assign(setHeaders, values.headers);
-    else deny(invalidToken());
+    else authFailure(invalidToken());
   }
 
   const peer = info.peerId ? parsePeer(info.peerId) : null;
@@ -133,13 +150,13 @@ export async function decideRequest(
     };
     const r = route.access.authorize(input);
     if (!r.allowed) {
-      deny(
-        r.status === 401
-          ? new PolicyError('ERR_AUTHN_REQUIRED', 'a valid token is required', {
-              'www-authenticate': 'Bearer',
-            })
-          : new PolicyError('ERR_AUTHZ_DENIED', 'the caller is not allowed to do this'),
-      );
+      if (r.status === 401)
+        authFailure(
+          new PolicyError('ERR_AUTHN_REQUIRED', 'a valid token is required', {
+            'www-authenticate': 'Bearer',
+          }),
+        );
+      else deny(new PolicyError('ERR_AUTHZ_DENIED', 'the caller is not allowed to do this'));
     }
   }
 

@@ -16,7 +16,12 @@ import { type Duplex, PassThrough, type Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { PolicyError } from '../errors.ts';
 import { announcesBody } from './request-framing.ts';
-import { type RelayOutcome, type ResponseHook, ResponseRelay } from './response-relay.ts';
+import {
+  type BodyRewriteHook,
+  type RelayOutcome,
+  type ResponseHook,
+  ResponseRelay,
+} from './response-relay.ts';
 import { UpgradeRelay } from './upgrade-relay.ts';
 import { isConnectionLost, upstreamError } from './upstream-errors.ts';
 import type { UpstreamHeaders } from './upstream-headers.ts';
@@ -51,6 +56,8 @@ export interface ForwardOptions {
   body?: Readable | null;
   /** Extra headers to add to the response, given its status and filtered headers. Default: none. */
   onResponse?: ResponseHook;
+  /** Buffers and rewrites a response body (response minimization). Default: every body streams through. */
+  rewriteBody?: BodyRewriteHook;
 }
 
 export interface UpgradeForwardOptions {
@@ -130,6 +137,7 @@ export class Forwarder {
       const relay = new ResponseRelay({
         res,
         onResponse: opts.onResponse,
+        rewriteBody: opts.rewriteBody,
         settle: (outcome) => {
           res.off('close', onClose);
           resolve(outcome);
