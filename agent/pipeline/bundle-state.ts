@@ -21,6 +21,8 @@ export interface BundleState {
   identityHeaders: ReadonlySet<string>;
   /** The route's request checks; null for a route of another bundle. */
   validator(route: CompiledRoute): RouteValidator | null;
+  /** The checks of requests that match no route (forwarded under unmatched: Allow): the body limit. */
+  undeclaredValidator(policy: CompiledPolicy): RouteValidator;
 }
 
 export function createBundleState(engine: PolicyEngine, options: JwtAuthenticatorOptions): BundleState {
@@ -31,10 +33,19 @@ export function createBundleState(engine: PolicyEngine, options: JwtAuthenticato
     for (const h of identityHeaderNames(policy.jwt)) identity.add(h);
   }
   const validators = compileRouteValidators(engine.bundle.policies.flatMap((p) => p.routes));
+  const undeclared = new Map<CompiledPolicy, RouteValidator>();
   return {
     authenticator: (policy) => authenticators.get(policy) ?? null,
     identityHeaders: identity,
     validator: (route) => validators.get(route) ?? null,
+    undeclaredValidator: (policy) => {
+      let v = undeclared.get(policy);
+      if (!v) {
+        v = { maxBodyBytes: policy.maxBodyBytes, contentTypes: null, query: null, body: null };
+        undeclared.set(policy, v);
+      }
+      return v;
+    },
   };
 }
 

@@ -715,6 +715,23 @@ describe('decideRequest: validation of the request head', () => {
   });
   const json = { 'content-type': 'application/json', 'content-length': '2' };
 
+  test('undeclared traffic under unmatched: Allow keeps the defaults.maxBodyBytes limit', async () => {
+    const open = engineOf(
+      apiPolicy({ ...spec('Enforce'), unmatched: 'Allow', defaults: { maxBodyBytes: 50 } }, 'open'),
+    );
+    const big = errorOf(
+      await decide(open, '/v1/elsewhere', { method: 'POST', headers: { ...json, 'content-length': '51' } }),
+      'ERR_BODY_TOO_LARGE',
+    );
+    assert.equal(big.status, 413);
+    current.env = freshEnv();
+    const ok = await decide(open, '/v1/elsewhere', {
+      method: 'POST',
+      headers: { ...json, 'content-length': '50' },
+    });
+    assert.equal((ok as { decision?: string }).decision, 'undeclared');
+  });
+
   test('Content-Length over the limit → 413; wrong type → 415; bad query → 400 with violations', async () => {
     const engine = engineOf(apiPolicy(spec('Enforce'), 'validated'));
     const big = errorOf(

@@ -38,7 +38,7 @@ export interface ForwardPlan {
   /** Denials an Enforce-mode policy would have answered (Audit mode only). */
   findings: PolicyError[];
   decision: 'allow' | 'undeclared' | 'audit-deny';
-  /** The body checks still to run (a matched route), else null: the body is forwarded as is. */
+  /** The body checks still to run: the route's, or the body limit of undeclared traffic; null: none. */
   body: BodyPlan | null;
 }
 
@@ -186,7 +186,8 @@ export async function decideRequest(
   Object.assign(responseHeaders, routeHeaders);
 
   let body: BodyPlan | null = null;
-  const validator = route ? state.validator(route.route) : null;
+  // Undeclared traffic forwarded under unmatched: Allow still has a body limit (defaults.maxBodyBytes).
+  const validator = route ? state.validator(route.route) : state.undeclaredValidator(policy);
   if (validator) {
     for (const denial of checkRequestHead(req, validator, target.query)) deny(denial);
     body = { validator, audit };

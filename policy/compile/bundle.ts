@@ -119,6 +119,8 @@ export const CompiledPolicy = Obj({
   mode: Enum(['Enforce', 'Audit']),
   mtlsMode: Enum(['Strict', 'Permissive', 'Disabled']),
   unmatched: Enum(['Deny', 'Allow']),
+  /** Body limit of requests that match no route (unmatched: Allow): defaults.maxBodyBytes, else 1Mi. */
+  maxBodyBytes: Int(),
   jwt: Type.Array(CompiledJwtProvider),
   rateLimits: Type.Array(CompiledRateLimit),
   protection: Obj({ authFailures: Nullable(CompiledProtection), unmatched: Nullable(CompiledProtection) }),

@@ -59,6 +59,7 @@ describe('compilePolicy: defaults', () => {
         mode: 'Enforce',
         mtlsMode: 'Permissive',
         unmatched: 'Deny',
+        maxBodyBytes: 1024 * 1024,
         jwt: [
           {
             name: 'corp',

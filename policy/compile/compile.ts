@@ -141,6 +141,7 @@ export function compilePolicy(policy: ApiPolicy): CompiledPolicy {
     mode: spec.mode ?? DEFAULTS.mode,
     mtlsMode: spec.mtls?.mode ?? DEFAULTS.mtlsMode,
     unmatched: spec.unmatched ?? DEFAULTS.unmatched,
+    maxBodyBytes: defaultBody,
     jwt: (spec.jwt ?? []).map(compileProvider),
     rateLimits: (spec.rateLimits ?? []).map(compileRateLimit),
     protection: {

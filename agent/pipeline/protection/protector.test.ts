@@ -161,6 +161,7 @@ function policy(
     mode,
     mtlsMode: 'Permissive',
     unmatched: 'Deny',
+    maxBodyBytes: 1024 * 1024,
     jwt: [],
     rateLimits: [],
     protection,
