@@ -161,3 +161,34 @@ describe('checkJsonSchema: schemas strict Ajv refuses', () => {
     );
   });
 });
+
+describe('checkJsonSchema: patterns that could take exponential time (ReDoS)', () => {
+  const cases: [name: string, schema: Record<string, unknown>, problems: string[]][] = [
+    ['a linear pattern is fine', { type: 'string', pattern: '^[A-Z0-9-]{3,32}$' }, []],
+    [
+      'nested quantifiers in a property pattern',
+      { type: 'object', properties: { sku: { type: 'string', pattern: '^(a+)+$' } } },
+      ['pattern at /properties/sku could take exponential time (nested quantifiers); rewrite it'],
+    ],
+    [
+      'a starred group of words',
+      { type: 'array', items: { type: 'string', pattern: '^(\\w+\\s?)*$' } },
+      ['pattern at /items could take exponential time (nested quantifiers); rewrite it'],
+    ],
+    [
+      'a patternProperties key',
+      { type: 'object', patternProperties: { '^(x*)*y$': { type: 'string' } } },
+      ['patternProperties key at / could take exponential time (nested quantifiers)'],
+    ],
+    [
+      'a property named "pattern" is a name, not a regex',
+      { type: 'object', properties: { pattern: { type: 'string' } } },
+      [],
+    ],
+  ];
+  for (const [name, schema, problems] of cases) {
+    it(name, () => {
+      assert.deepEqual(checkJsonSchema(schema), problems);
+    });
+  }
+});
