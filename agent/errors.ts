@@ -3,22 +3,20 @@
  * into responses (status, problem+json, extra headers). Stages throw
  * PolicyError; only the edge (rescue) decides what the client sees.
  */
+import type { DecisionCode } from '../policy/engine/decide.ts';
 
+/**
+ * Every policy decision code of the offline engine (one vocabulary for `tollgate
+ * check` and the agent), plus what only a live proxy meets: framing, request
+ * validation, protection and upstream failures.
+ */
 export type PolicyErrorCode =
-  | 'ERR_PATH_INVALID'
+  | Exclude<DecisionCode, 'OK' | 'OK_UNDECLARED'>
   | 'ERR_REQUEST_MALFORMED'
-  | 'ERR_ROUTE_NOT_FOUND'
-  | 'ERR_ROUTE_METHOD'
-  | 'ERR_ROUTE_SUNSET'
-  | 'ERR_AUTHN_INVALID_TOKEN'
-  | 'ERR_AUTHN_REQUIRED'
-  | 'ERR_AUTHZ_DENIED'
-  | 'ERR_RATE_LIMITED'
   | 'ERR_PROTECTION_BLOCKED'
   | 'ERR_BODY_TOO_LARGE'
   | 'ERR_MEDIA_TYPE'
   | 'ERR_VALIDATION'
-  | 'ERR_NO_POLICY'
   | 'ERR_UPSTREAM_UNAVAILABLE'
   | 'ERR_UPSTREAM_TIMEOUT'
   | 'ERR_UPSTREAM_FAILED'
