@@ -8,6 +8,7 @@ declare module 'autocannon' {
       duration?: number;
       headers?: Record<string, string>;
       method?: string;
+      body?: string | Buffer;
       overallRate?: number;
       timeout?: number;
     }

@@ -18,8 +18,9 @@ import { connect, type Socket } from 'node:net';
 import autocannon from 'autocannon';
 
 export interface Counts {
+  /** Responses with the expected status (200, or the request's `okStatus`). */
   ok: number;
-  /** Responses whose status is not 200. */
+  /** Responses with any other status. */
   bad: number;
   errors: number;
   timeouts: number;
@@ -37,22 +38,42 @@ export interface MaxResult extends Counts {
   durationS: number;
 }
 
+/** The request a bench case sends: GET without a body unless told otherwise. */
+export interface RequestShape {
+  /** Default GET. */
+  method?: string;
+  /** Sent as UTF-8 with its Content-Length (the caller sets Content-Type in the headers). */
+  body?: string;
+  /** The status every response must have (default 200). */
+  okStatus?: number;
+}
+
 /** Closed-loop maximum throughput. Latencies in ms (autocannon's integer-ms histogram). */
 export function maxThroughput(
   url: string,
   headers: Record<string, string>,
-  opts: { connections: number; durationS: number },
+  opts: { connections: number; durationS: number } & RequestShape,
 ): Promise<MaxResult> {
+  const okStatus = String(opts.okStatus ?? 200);
   return new Promise((resolve, reject) => {
     autocannon(
-      { url, headers, connections: opts.connections, pipelining: 1, duration: opts.durationS, timeout: 10 },
+      {
+        url,
+        headers,
+        method: opts.method ?? 'GET',
+        ...(opts.body === undefined ? {} : { body: opts.body }),
+        connections: opts.connections,
+        pipelining: 1,
+        duration: opts.durationS,
+        timeout: 10,
+      },
       (err, r) => {
         if (err) {
           reject(err);
           return;
         }
         const statuses = Object.fromEntries(Object.entries(r.statusCodeStats).map(([k, v]) => [k, v.count]));
-        const ok = statuses['200'] ?? 0;
+        const ok = statuses[okStatus] ?? 0;
         const all = Object.values(statuses).reduce((a, b) => a + b, 0);
         resolve({
           rps: ok / r.duration,
@@ -73,7 +94,7 @@ export function maxThroughput(
 }
 
 export interface PacedResult extends Counts {
-  /** Response times in ms (µs resolution), one per 200 response. */
+  /** Response times in ms (µs resolution), one per response with the expected status. */
   latencies: number[];
   sent: number;
   achievedRps: number;
@@ -185,12 +206,20 @@ class RawConnection {
 export async function paced(
   url: string,
   headers: Record<string, string>,
-  opts: { rate: number; durationS: number; connections?: number },
+  opts: { rate: number; durationS: number; connections?: number } & RequestShape,
 ): Promise<PacedResult> {
   const target = new URL(url);
-  const lines = [`GET ${target.pathname}${target.search} HTTP/1.1`, `host: ${target.host}`];
-  for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
-  const request = Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
+  const okStatus = opts.okStatus ?? 200;
+  const body = opts.body === undefined ? null : Buffer.from(opts.body, 'utf8');
+  const lines = [
+    `${opts.method ?? 'GET'} ${target.pathname}${target.search} HTTP/1.1`,
+    `host: ${target.host}`,
+  ];
+  for (const [k, v] of Object.entries(headers)) if (k !== 'content-length') lines.push(`${k}: ${v}`);
+  if (body !== null) lines.push(`content-length: ${body.length}`);
+  // One buffer, built once: head and body in a single write per request.
+  const head = Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
+  const request = body === null ? head : Buffer.concat([head, body]);
   const conns = Array.from(
     { length: opts.connections ?? 32 },
     () => new RawConnection(target.hostname, Number(target.port || 80)),
@@ -223,7 +252,7 @@ export async function paced(
       request,
       (status, ms) => {
         statuses[status] = (statuses[status] ?? 0) + 1;
-        if (status === 200) latencies.push(ms + (sentAt - wantedAt));
+        if (status === okStatus) latencies.push(ms + (sentAt - wantedAt));
         done += 1;
         lastDone = performance.now();
         next();
@@ -259,7 +288,7 @@ export async function paced(
   while (done < sent && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   const timeouts = sent - done;
   for (const c of conns) c.close();
-  const ok = statuses['200'] ?? 0;
+  const ok = statuses[okStatus] ?? 0;
   const answered = Object.values(statuses).reduce((a, b) => a + b, 0);
   return {
     latencies,

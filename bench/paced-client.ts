@@ -6,6 +6,10 @@
  * SIGTERM (so the runner can still read its CPU time).
  *
  *   node bench/paced-client.ts --url URL --rate 1000 --warmup 1 --duration 8 [--header 'k: v']...
+ *     [--method POST --body '{"json":1}' --status 201]
+ *
+ * `--body` is sent as UTF-8 with its Content-Length (give its Content-Type with --header);
+ * `--status` is the status every response must have (default 200).
  */
 import { parseArgs } from 'node:util';
 import { paced } from './load.ts';
@@ -18,11 +22,14 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '8' },
     connections: { type: 'string', default: '32' },
     header: { type: 'string', multiple: true, default: [] },
+    method: { type: 'string', default: 'GET' },
+    body: { type: 'string' },
+    status: { type: 'string', default: '200' },
   },
 });
 if (!values.url) {
   process.stderr.write(
-    'usage: node bench/paced-client.ts --url URL [--rate N] [--duration S] [--header "k: v"]\n',
+    'usage: node bench/paced-client.ts --url URL [--rate N] [--duration S] [--header "k: v"] [--method M --body B --status N]\n',
   );
   process.exit(2);
 }
@@ -31,7 +38,13 @@ for (const h of values.header) {
   const i = h.indexOf(':');
   if (i > 0) headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
 }
-const base = { rate: Number(values.rate), connections: Number(values.connections) };
+const base = {
+  rate: Number(values.rate),
+  connections: Number(values.connections),
+  method: values.method,
+  okStatus: Number(values.status),
+  ...(values.body === undefined ? {} : { body: values.body }),
+};
 const warm = await paced(values.url, headers, { ...base, durationS: Number(values.warmup) });
 process.stdout.write(
   `${JSON.stringify({ phase: 'measure', warmup: { ok: warm.ok, bad: warm.bad, errors: warm.errors, timeouts: warm.timeouts, statuses: warm.statuses } })}\n`,

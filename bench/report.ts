@@ -1,7 +1,9 @@
 /**
  * The bench's results: per-target aggregates over rounds, ratios against the
  * direct upstream of the same run, target verdicts, and their rendering as
- * bench/RESULTS.md and as a short stdout summary.
+ * bench/RESULTS.md and as a short stdout summary. A run measures one or more
+ * cases (request shapes on their own route); the first is the primary GET
+ * case, which the verdicts judge.
  */
 import { type MaxResult, type PacedResult, percentile } from './load.ts';
 import type { ProcUsage } from './procs.ts';
@@ -53,6 +55,24 @@ export interface Meta {
   jwksFetches: number;
   /** NODE_OPTIONS given to the agent only (--agent-node-options), or null. */
   agentNodeOptions: string | null;
+}
+
+/** One bench case: a request shape on its own route of bench/policy.yaml. */
+export interface CaseInfo {
+  id: string;
+  title: string;
+  /** What is sent, in Markdown. */
+  request: string;
+  /** What the Tollgate route does beyond the GET case's policy, in Markdown. */
+  route: string;
+  rounds: number;
+}
+
+export interface CaseResult {
+  info: CaseInfo;
+  runs: TargetRun[];
+  summaries: Summary[];
+  ratios: Ratios;
 }
 
 export interface Summary {
@@ -204,10 +224,141 @@ function table(header: string[], rows: string[][]): string {
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
 
-export function renderMarkdown(meta: Meta, runs: TargetRun[], summaries: Summary[], r: Ratios): string {
-  const bySummary = Object.fromEntries(summaries.map((s) => [s.name, s])) as Partial<
-    Record<TargetName, Summary>
-  >;
+/**
+ * The primary case's summaries with the whole run's worst windows: RSS peak, foreign CPU and steal
+ * taken over every case (memory and disturbance are properties of the run, not of one request shape).
+ */
+export function overall(cases: CaseResult[]): Summary[] {
+  const [primary] = cases;
+  if (!primary) return [];
+  return primary.summaries.map((s) => {
+    const all = cases.flatMap((c) => c.summaries.filter((x) => x.name === s.name));
+    return {
+      ...s,
+      rssPeak: Math.max(...all.map((x) => x.rssPeak)),
+      foreignMax: Math.max(...all.map((x) => x.foreignMax)),
+      stealMax: Math.max(...all.map((x) => x.stealMax)),
+    };
+  });
+}
+
+function maxTable(summaries: Summary[]): string {
+  return table(
+    [
+      'target',
+      'req/s (mean)',
+      'req/s per round',
+      'p50 ms',
+      'p99 ms',
+      'process CPU %',
+      'upstream CPU %',
+      'load gen CPU %',
+    ],
+    summaries.map((s) => [
+      `**${s.name}**`,
+      f(s.rps, 0),
+      s.rpsRounds.map((x) => x.toFixed(0)).join(', '),
+      f(s.maxP50, 0),
+      f(s.maxP99, 0),
+      f(s.cpuAtMax),
+      s.upstreamCpuAtMax === null ? '(is the upstream)' : f(s.upstreamCpuAtMax),
+      f(s.loadgenCpuAtMax),
+    ]),
+  );
+}
+
+function latencyTable(summaries: Summary[]): string {
+  return table(
+    [
+      'target',
+      'p50 ms',
+      'p90 ms',
+      'p99 ms',
+      'max ms',
+      'achieved req/s',
+      'process CPU %',
+      'CPU µs/req',
+      'p50 / p99 per round',
+      'send lag p99 ms',
+      'sends queued (all conns busy)',
+    ],
+    summaries.map((s) => [
+      `**${s.name}**`,
+      f(s.p50, 3),
+      f(s.p90, 3),
+      f(s.p99, 3),
+      f(s.pmax, 2),
+      f(s.achievedRps, 0),
+      f(s.cpuAtRate),
+      f(s.cpuUsPerReq, 0),
+      s.pacedRounds.map((x) => `${f(x.p50, 3)} / ${f(x.p99, 3)}`).join('; '),
+      f(s.lagP99, 3),
+      String(s.queued),
+    ]),
+  );
+}
+
+const fmtRatio = (x: number | null) => (x === null ? 'n/a' : `${x.toFixed(2)}×`);
+
+function ratioTable(r: Ratios, rate: number): string {
+  const rows: string[][] = [
+    ['tollgate / direct throughput', fmtRatio(r.tollgateVsDirect)],
+    ['baseline / direct throughput', fmtRatio(r.baselineVsDirect)],
+    ['tollgate / baseline throughput', fmtRatio(r.tollgateVsBaseline)],
+  ];
+  for (const name of ['baseline', 'tollgate'] as const) {
+    const o = r.overhead[name];
+    if (o)
+      rows.push([
+        `${name} latency overhead at ${rate} req/s`,
+        `+p50 ${signed(o.p50, 3)} ms, +p90 ${signed(o.p90, 3)} ms, +p99 ${signed(o.p99, 3)} ms`,
+      ]);
+  }
+  return table(['ratio', 'value'], rows);
+}
+
+/** One row per case: the ratios and per-request CPU side by side. */
+function casesTable(cases: CaseResult[]): string {
+  const over = (r: Ratios, name: 'baseline' | 'tollgate') => {
+    const o = r.overhead[name];
+    return o ? `${signed(o.p50, 3)} / ${signed(o.p99, 3)}` : 'n/a';
+  };
+  const cpu = (c: CaseResult, name: TargetName) => {
+    const s = c.summaries.find((x) => x.name === name);
+    return s ? f(s.cpuUsPerReq, 0) : 'n/a';
+  };
+  return table(
+    [
+      'case',
+      'rounds',
+      'tollgate / baseline req/s',
+      'tollgate / direct req/s',
+      'baseline / direct req/s',
+      'tollgate +p50 / +p99 ms',
+      'baseline +p50 / +p99 ms',
+      'CPU µs/req direct / baseline / tollgate',
+    ],
+    cases.map((c) => [
+      `**${c.info.id}**`,
+      String(c.info.rounds),
+      fmtRatio(c.ratios.tollgateVsBaseline),
+      fmtRatio(c.ratios.tollgateVsDirect),
+      fmtRatio(c.ratios.baselineVsDirect),
+      over(c.ratios, 'tollgate'),
+      over(c.ratios, 'baseline'),
+      `${cpu(c, 'direct')} / ${cpu(c, 'baseline')} / ${cpu(c, 'tollgate')}`,
+    ]),
+  );
+}
+
+export function renderMarkdown(meta: Meta, cases: CaseResult[]): string {
+  const [primary, ...others] = cases;
+  if (!primary) throw new Error('no case to report');
+  const runs = primary.runs;
+  const summaries = primary.summaries;
+  const r = primary.ratios;
+  const whole = overall(cases);
+  const bySummary = Object.fromEntries(whole.map((s) => [s.name, s])) as Partial<Record<TargetName, Summary>>;
   const v = verdicts(bySummary, r);
   const out: string[] = [];
   out.push('# Tollgate bench results', '');
@@ -217,7 +368,7 @@ export function renderMarkdown(meta: Meta, runs: TargetRun[], summaries: Summary
       (meta.cpuProf ? ' **The agent ran under `--cpu-prof`: its numbers include the profiler.**' : ''),
     '',
   );
-  const disturbed = summaries.filter((s) => s.foreignMax > FOREIGN_CPU_LIMIT_PCT);
+  const disturbed = whole.filter((s) => s.foreignMax > FOREIGN_CPU_LIMIT_PCT);
   if (disturbed.length > 0)
     out.push(
       `> ⚠️ Other processes used up to ${Math.max(...disturbed.map((s) => s.foreignMax)).toFixed(0)} % of a core ` +
@@ -234,28 +385,35 @@ export function renderMarkdown(meta: Meta, runs: TargetRun[], summaries: Summary
         ['pinning', meta.pinning],
         [
           'targets',
-          '**direct**: bench/upstream.ts (node:http, small JSON body, keep-alive); ' +
+          '**direct**: bench/upstream.ts (node:http, keep-alive; small JSON body, 201 to a POST after reading its body, ~1 KB JSON for `…/details`); ' +
             '**baseline**: bench/baseline-proxy.ts (node:http + undici `Pool.stream`, keep-alive, streaming, hop-by-hop headers stripped, no policy); ' +
             '**tollgate**: `bin/tollgate agent --log-level warn` with bench/policy.yaml ' +
             '(ES256 JWT via a local JWKS, route template, CEL `params.userId == claims.sub`, ' +
             'per-user rate limit on claim `sub`, claim header `x-user-id`)',
         ],
         [
-          'requests',
-          '`GET /v1/users/bench-user/orders/7` with the same valid Bearer token on every target; ' +
-            'every response must be 200 (any other status, error or timeout fails the run)',
+          'cases',
+          cases
+            .map(
+              (c) =>
+                `**${c.info.id}** (${c.info.rounds} round${c.info.rounds === 1 ? '' : 's'}): ${c.info.request}`,
+            )
+            .join('; ') +
+            '. The same request, with the same valid Bearer token, goes to every target; every response must ' +
+            'have the expected status (any other status, error or timeout fails the run)',
         ],
         [
           'max throughput',
           `autocannon, ${meta.connections} connections, pipelining 1, ${meta.warmupS} s warm-up, ` +
-            `${meta.maxS} s × ${meta.rounds} round(s), targets interleaved`,
+            `${meta.maxS} s × the case's rounds, targets interleaved; the warm-up runs every case`,
         ],
         [
           'fixed rate',
           `open-loop paced generator in its own process (bench/paced-client.ts: 32 raw keep-alive sockets, ` +
             'µs timing from the write, or from when it was due if every connection was busy), ' +
             `${meta.rate} req/s, ` +
-            `1 s warm-up + ${meta.pacedS} s × ${meta.rounds} round(s)`,
+            `1 s warm-up + ${meta.pacedS} s × the case's rounds; every case's latency is measured before any ` +
+            'maximum-throughput window',
         ],
         [
           'process stats',
@@ -269,78 +427,27 @@ export function renderMarkdown(meta: Meta, runs: TargetRun[], summaries: Summary
     '',
   );
 
-  out.push('## Maximum throughput', '');
+  out.push(`## Maximum throughput (${primary.info.id} case)`, '');
   out.push(
-    table(
-      [
-        'target',
-        'req/s (mean)',
-        'req/s per round',
-        'p50 ms',
-        'p99 ms',
-        'process CPU %',
-        'upstream CPU %',
-        'load gen CPU %',
-      ],
-      summaries.map((s) => [
-        `**${s.name}**`,
-        f(s.rps, 0),
-        s.rpsRounds.map((x) => x.toFixed(0)).join(', '),
-        f(s.maxP50, 0),
-        f(s.maxP99, 0),
-        f(s.cpuAtMax),
-        s.upstreamCpuAtMax === null ? '(is the upstream)' : f(s.upstreamCpuAtMax),
-        f(s.loadgenCpuAtMax),
-      ]),
-    ),
+    maxTable(summaries),
     '',
     'autocannon latencies are whole milliseconds. A load generator CPU near 100 % means the generator, ' +
       'not the target, may be the limit (most likely for **direct**).',
     '',
   );
 
-  out.push(`## Latency at ${meta.rate} req/s`, '');
-  out.push(
-    table(
-      [
-        'target',
-        'p50 ms',
-        'p90 ms',
-        'p99 ms',
-        'max ms',
-        'achieved req/s',
-        'process CPU %',
-        'CPU µs/req',
-        'p50 / p99 per round',
-        'send lag p99 ms',
-        'sends queued (all conns busy)',
-      ],
-      summaries.map((s) => [
-        `**${s.name}**`,
-        f(s.p50, 3),
-        f(s.p90, 3),
-        f(s.p99, 3),
-        f(s.pmax, 2),
-        f(s.achievedRps, 0),
-        f(s.cpuAtRate),
-        f(s.cpuUsPerReq, 0),
-        s.pacedRounds.map((x) => `${f(x.p50, 3)} / ${f(x.p99, 3)}`).join('; '),
-        f(s.lagP99, 3),
-        String(s.queued),
-      ]),
-    ),
-    '',
-  );
+  out.push(`## Latency at ${meta.rate} req/s (${primary.info.id} case)`, '');
+  out.push(latencyTable(summaries), '');
 
   out.push('## Disturbance', '');
   out.push(
     table(
       ['target', 'foreign CPU % (max window)', 'steal % (max window)'],
-      summaries.map((s) => [`**${s.name}**`, f(s.foreignMax), f(s.stealMax)]),
+      whole.map((s) => [`**${s.name}**`, f(s.foreignMax), f(s.stealMax)]),
     ),
     '',
     'Foreign CPU = machine user+nice+sys minus every bench process, % of one core (interrupts and softirq ' +
-      `excluded). Above ${FOREIGN_CPU_LIMIT_PCT} % the run is marked disturbed.`,
+      `excluded), over every case's windows. Above ${FOREIGN_CPU_LIMIT_PCT} % the run is marked disturbed.`,
     '',
   );
 
@@ -348,37 +455,40 @@ export function renderMarkdown(meta: Meta, runs: TargetRun[], summaries: Summary
   out.push(
     table(
       ['target', 'RSS after start MiB', 'RSS idle after warm-up MiB', 'RSS peak under load MiB'],
-      summaries.map((s) => [`**${s.name}**`, f(s.rssAfterStart), f(s.rssIdle), f(s.rssPeak)]),
+      whole.map((s) => [`**${s.name}**`, f(s.rssAfterStart), f(s.rssIdle), f(s.rssPeak)]),
     ),
+    '',
+    'The peak is over every case (the processes serve all of them).',
     '',
   );
 
-  out.push('## Ratios (same run)', '');
-  const rows: string[][] = [
-    [
-      'tollgate / direct throughput',
-      r.tollgateVsDirect === null ? 'n/a' : `${r.tollgateVsDirect.toFixed(2)}×`,
-    ],
-    [
-      'baseline / direct throughput',
-      r.baselineVsDirect === null ? 'n/a' : `${r.baselineVsDirect.toFixed(2)}×`,
-    ],
-    [
-      'tollgate / baseline throughput',
-      r.tollgateVsBaseline === null ? 'n/a' : `${r.tollgateVsBaseline.toFixed(2)}×`,
-    ],
-  ];
-  for (const name of ['baseline', 'tollgate'] as const) {
-    const o = r.overhead[name];
-    if (o)
-      rows.push([
-        `${name} latency overhead at ${meta.rate} req/s`,
-        `+p50 ${signed(o.p50, 3)} ms, +p90 ${signed(o.p90, 3)} ms, +p99 ${signed(o.p99, 3)} ms`,
-      ]);
-  }
-  out.push(table(['ratio', 'value'], rows), '');
+  out.push(`## Ratios (same run, ${primary.info.id} case)`, '');
+  out.push(ratioTable(r, meta.rate), '');
 
-  out.push('## Targets', '');
+  if (others.length > 0) {
+    out.push('## All cases', '');
+    out.push(
+      casesTable(cases),
+      '',
+      `Throughput ratios from the maximum-throughput windows; latency overheads over **direct** at ${meta.rate} ` +
+        'req/s; CPU µs/req of the measured process (the proxy, or the upstream for **direct**) at that rate.',
+      '',
+    );
+  }
+  for (const c of others) {
+    out.push(`## Case ${c.info.id}: ${c.info.title}`, '');
+    out.push(
+      `Request: ${c.info.request}. Tollgate route: ${c.info.route}. ` +
+        `${c.info.rounds} round${c.info.rounds === 1 ? '' : 's'} (the ${primary.info.id} case has ${primary.info.rounds}), ` +
+        `same durations and connections.`,
+      '',
+    );
+    out.push('### Maximum throughput', '', maxTable(c.summaries), '');
+    out.push(`### Latency at ${meta.rate} req/s`, '', latencyTable(c.summaries), '');
+    out.push('### Ratios (same run)', '', ratioTable(c.ratios, meta.rate), '');
+  }
+
+  out.push(`## Targets (${primary.info.id} case)`, '');
   out.push(
     table(
       ['target', 'measured', ''],
@@ -397,6 +507,12 @@ export function renderMarkdown(meta: Meta, runs: TargetRun[], summaries: Summary
     '- Latency is measured before the saturation phase (steady 1000 req/s, heaps not yet grown). On this ' +
       'kind of VM p99 and max move between runs (the Tollgate p99 by up to a few ms, from rare stalls of ' +
       '10–40 ms): compare the per-round values, and rerun before reading a verdict that is close.',
+    '- **body-schema**: Tollgate reads the whole body (bounded by `maxBodyBytes`), parses it with its safe ' +
+      "JSON parser and validates it with the route's compiled JSON Schema before forwarding it; the baseline " +
+      "streams it through. **omit-fields**: Tollgate buffers the upstream's ~1 KB JSON answer, parses it, " +
+      'removes the listed fields and serializes it again (new Content-Length); the baseline streams it. The ' +
+      'gap to the GET case is the price of that work per request. These cases run fewer rounds than the GET ' +
+      'case to keep the full run near 4–5 minutes: read their p99 with that in mind.',
     '- CPU profile (`--cpu-prof`): V8 samples wall time, so the self time of the socket write bindings ' +
       '(`writeLatin1String`, `writev`) also holds the kernel loopback path and, on a shared CPU, the time ' +
       'the woken upstream runs. Use `bench/profile-summary.ts` with `--from-ms` to leave out startup.',
@@ -408,33 +524,34 @@ export function renderMarkdown(meta: Meta, runs: TargetRun[], summaries: Summary
   out.push(
     '```sh',
     'npm run build        # the agent runs from dist/',
-    'npm run bench        # full run (~2–3 min), rewrites bench/RESULTS.md',
+    'npm run bench        # full run (~4–5 min), rewrites bench/RESULTS.md',
     'npm run bench -- --quick                          # smoke check (short durations)',
     'npm run bench -- --only tollgate,baseline         # a subset (direct is always started as the upstream)',
+    'npm run bench -- --cases body-schema,omit-fields  # a subset of the cases (get, body-schema, omit-fields)',
     'npm run bench -- --cpu-prof --only tollgate --quick   # profile the agent',
     "npm run bench -- --agent-node-options='--max-semi-space-size=4'   # try V8 flags on the agent only",
     'node bench/profile-summary.ts bench/profiles/<file>.cpuprofile   # top self-time functions',
     '```',
     '',
     `Affinity seen during this run: ${pinned}.`,
-    'Only a full run (all targets, no `--quick`, `--cpu-prof` or `--agent-node-options`) rewrites this file; ' +
+    'Only a full run (all targets and cases, no `--quick`, `--cpu-prof` or `--agent-node-options`) rewrites this file; ' +
       'other runs print their summary (pass `--write` to write anyway).',
     '',
   );
   return out.join('\n');
 }
 
-export function renderSummary(summaries: Summary[], r: Ratios): string {
-  const by = Object.fromEntries(summaries.map((s) => [s.name, s])) as Partial<Record<TargetName, Summary>>;
-  const lines: string[] = [];
+function summaryBlock(c: CaseResult, lines: string[]): void {
+  const { summaries, ratios: r } = c;
   lines.push(
-    'target     req/s   max p50/p99 ms | @rate p50    p90    p99    max ms | CPU% max / @rate | RSS MiB start/idle/peak',
+    `[${c.info.id}] ${c.info.title}`,
+    'target     req/s   max p50/p99 ms | @rate p50    p90    p99    max ms | CPU% max / @rate | CPU µs/req | RSS MiB start/idle/peak',
   );
   for (const s of summaries) {
     lines.push(
       `${s.name.padEnd(9)} ${f(s.rps, 0).padStart(6)}   ${f(s.maxP50, 0).padStart(3)} / ${f(s.maxP99, 0).padEnd(4)}  | ` +
         `${f(s.p50, 3)}  ${f(s.p90, 3)}  ${f(s.p99, 3)}  ${f(s.pmax, 2).padStart(6)} | ` +
-        `${f(s.cpuAtMax).padStart(5)} / ${f(s.cpuAtRate).padEnd(5)}    | ` +
+        `${f(s.cpuAtMax).padStart(5)} / ${f(s.cpuAtRate).padEnd(5)}    | ${f(s.cpuUsPerReq, 0).padStart(10)} | ` +
         `${f(s.rssAfterStart)} / ${f(s.rssIdle)} / ${f(s.rssPeak)}`,
     );
   }
@@ -447,8 +564,17 @@ export function renderSummary(summaries: Summary[], r: Ratios): string {
     if (o) lines.push(`${name.padEnd(9)} overhead: +p50 ${signed(o.p50, 3)} ms, +p99 ${signed(o.p99, 3)} ms`);
   }
   lines.push('');
-  for (const v of verdicts(by, r)) lines.push(`${mark(v)} ${v.label}: ${v.value}`);
-  const foreign = Math.max(...summaries.map((s) => s.foreignMax));
+}
+
+export function renderSummary(cases: CaseResult[]): string {
+  const [primary] = cases;
+  if (!primary) return '(no case)';
+  const whole = overall(cases);
+  const by = Object.fromEntries(whole.map((s) => [s.name, s])) as Partial<Record<TargetName, Summary>>;
+  const lines: string[] = [];
+  for (const c of cases) summaryBlock(c, lines);
+  for (const v of verdicts(by, primary.ratios)) lines.push(`${mark(v)} ${v.label}: ${v.value}`);
+  const foreign = Math.max(...whole.map((s) => s.foreignMax));
   lines.push(
     foreign > FOREIGN_CPU_LIMIT_PCT
       ? `⚠️  other processes used up to ${foreign.toFixed(0)} % of a core during measurement: noisy run`

@@ -5,10 +5,19 @@
  * Three targets: direct (bench/upstream.ts), baseline (bench/baseline-proxy.ts)
  * and tollgate (the real `bin/tollgate agent` on bench/policy.yaml with a
  * local ES256 JWKS). Pinned like a pod where taskset exists: this process (the
- * load generator) on CPU 0, upstream and proxies on CPU 1. Every response must
- * be a 200; anything else fails the run. Rewrites bench/RESULTS.md on a full
- * run. Flags: --quick, --only direct,baseline,tollgate, --cpu-prof, --rounds N,
- * --write, --agent-node-options "V8/node flags for the agent only". Children run in their own process groups and are killed on any exit.
+ * load generator) on CPU 0, upstream and proxies on CPU 1.
+ *
+ * Three cases, each on its own route: `get` (the primary case, judged by the
+ * targets), `body-schema` (a POST with a 1 KB JSON body that Tollgate validates
+ * against a JSON Schema) and `omit-fields` (a GET whose ~1 KB JSON answer
+ * Tollgate minimizes). Every response must have the case's status (200, or 201
+ * for the POST); anything else fails the run. Every case's latency at the fixed
+ * rate is measured before any saturation window. Rewrites bench/RESULTS.md on a
+ * full run. Flags: --quick, --only direct,baseline,tollgate, --cases
+ * get,body-schema,omit-fields, --cpu-prof, --rounds N (every case; default 2
+ * for get and 1 for the others), --write, --agent-node-options "V8/node flags
+ * for the agent only". Children run in their own process groups and are killed
+ * on any exit.
  */
 import { execFileSync } from 'node:child_process';
 import {
@@ -26,7 +35,7 @@ import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startIssuer } from './issuer.ts';
-import { type Counts, maxThroughput, type PacedResult } from './load.ts';
+import { type Counts, maxThroughput, type PacedResult, type RequestShape } from './load.ts';
 import {
   affinityOf,
   BenchChild,
@@ -39,11 +48,12 @@ import {
 } from './procs.ts';
 import { summarizeFile } from './profile-summary.ts';
 import {
+  type CaseInfo,
+  type CaseResult,
   type Meta,
   ratios,
   renderMarkdown,
   renderSummary,
-  type Summary,
   summarize,
   type TargetName,
   type TargetRun,
@@ -55,8 +65,41 @@ const ALL: TargetName[] = ['direct', 'baseline', 'tollgate'];
 const CONNECTIONS = 32;
 const RATE = 1000;
 const SUB = 'bench-user';
-const PATH = `/v1/users/${SUB}/orders/7`;
 const AUDIENCE = 'bench-api';
+
+/** A valid create-order body for the body-schema route, padded (`note`) to exactly `bytes` bytes. */
+function orderBody(bytes: number): Record<string, unknown> {
+  const base = {
+    sku: 'SKU-1042-B',
+    quantity: 3,
+    currency: 'EUR',
+    giftWrap: false,
+    couponCode: 'WINTER2026',
+    shipTo: {
+      name: 'Bench User',
+      line1: '12 Example Street',
+      city: 'Berlin',
+      postalCode: '10115',
+      country: 'DE',
+    },
+    note: '',
+  };
+  return { ...base, note: 'x'.repeat(Math.max(0, bytes - JSON.stringify(base).length)) };
+}
+const ORDER = orderBody(1024);
+const ORDER_JSON = JSON.stringify(ORDER);
+/** Fields the omit-fields route removes (bench/policy.yaml: internalCost, supplier.contact, items.cost). */
+const OMITTED = ['internalCost', 'supplier.contact', 'items[].cost'];
+
+interface BenchCase extends CaseInfo {
+  path: string;
+  shape: RequestShape;
+  /** Extra request headers (Content-Type for a body). */
+  headers: Record<string, string>;
+}
+
+const CASE_IDS = ['get', 'body-schema', 'omit-fields'] as const;
+type CaseId = (typeof CASE_IDS)[number];
 
 function parseFlags() {
   try {
@@ -64,6 +107,7 @@ function parseFlags() {
       options: {
         quick: { type: 'boolean', default: false },
         only: { type: 'string' },
+        cases: { type: 'string' },
         'cpu-prof': { type: 'boolean', default: false },
         rounds: { type: 'string' },
         write: { type: 'boolean', default: false },
@@ -73,7 +117,8 @@ function parseFlags() {
   } catch (e) {
     process.stderr.write(
       `bench: ${(e as Error).message}\n` +
-        'usage: npm run bench -- [--quick] [--only direct,baseline,tollgate] [--cpu-prof] [--rounds N] [--write]\n' +
+        'usage: npm run bench -- [--quick] [--only direct,baseline,tollgate] [--cases get,body-schema,omit-fields]\n' +
+        '       [--cpu-prof] [--rounds N] [--write]\n' +
         "       [--agent-node-options='--v8-flag ...'] (a value starting with - needs the = form)\n",
     );
     process.exit(2);
@@ -88,6 +133,13 @@ for (const name of only) {
   }
 }
 const selected = ALL.filter((n) => only.includes(n));
+const onlyCases = (flags.cases ?? CASE_IDS.join(',')).split(',').map((s) => s.trim());
+for (const id of onlyCases) {
+  if (!CASE_IDS.includes(id as CaseId)) {
+    process.stderr.write(`bench: --cases takes ${CASE_IDS.join(',')}; got ${JSON.stringify(id)}\n`);
+    process.exit(2);
+  }
+}
 const quick = flags.quick ?? false;
 const cpuProf = flags['cpu-prof'] ?? false;
 const plan = {
@@ -96,16 +148,62 @@ const plan = {
   pacedWarmS: 1,
   pacedS: quick ? 3 : 8,
   rounds: Math.max(1, Math.min(5, Number(flags.rounds ?? (quick ? 1 : 2)) || 1)),
+  /** The body-schema and omit-fields cases: one round unless --rounds says otherwise (keeps a full run ≲ 5 min). */
+  extraRounds: flags.rounds === undefined ? 1 : Math.max(1, Math.min(5, Number(flags.rounds) || 1)),
 };
+
+const CASES: BenchCase[] = (
+  [
+    {
+      id: 'get',
+      title: 'GET, small JSON answer',
+      path: `/v1/users/${SUB}/orders/7`,
+      shape: {},
+      headers: {},
+      request: `\`GET /v1/users/${SUB}/orders/7\` → 200 with a 70-byte JSON body`,
+      route:
+        'route `get-order`: ES256 JWT, CEL `params.userId == claims.sub`, per-user rate limit, claim header',
+      rounds: plan.rounds,
+    },
+    {
+      id: 'body-schema',
+      title: 'POST with a 1 KB JSON body validated by a JSON Schema',
+      path: `/v1/users/${SUB}/orders`,
+      shape: { method: 'POST', body: ORDER_JSON, okStatus: 201 },
+      headers: { 'content-type': 'application/json' },
+      request:
+        `\`POST /v1/users/${SUB}/orders\` with a ${Buffer.byteLength(ORDER_JSON)}-byte \`application/json\` body ` +
+        '(sku, quantity, currency, giftWrap, couponCode, shipTo{5 fields}, note) → 201 after the upstream read it',
+      route:
+        "route `create-order`: the GET case's JWT/CEL/rate limit, plus `request.contentTypes: [application/json]`, " +
+        '`maxBodyBytes: 16Ki` and a `body` JSON Schema (7 properties, a nested object, required fields, 3 patterns, ' +
+        'integer min/max, enum, maxLength, `additionalProperties: false` at both levels)',
+      rounds: plan.extraRounds,
+    },
+    {
+      id: 'omit-fields',
+      title: 'GET with a ~1 KB JSON answer minimized by omitFields',
+      path: `/v1/users/${SUB}/orders/7/details`,
+      shape: {},
+      headers: {},
+      request: `\`GET /v1/users/${SUB}/orders/7/details\` → 200 with a ~1 KB JSON body (6 items)`,
+      route:
+        "route `get-order-details`: the GET case's JWT/CEL/rate limit, plus " +
+        '`response.omitFields: [internalCost, supplier.contact, items.cost]` (the answer is buffered, parsed, ' +
+        'filtered and serialized again)',
+      rounds: plan.extraRounds,
+    },
+  ] satisfies BenchCase[]
+).filter((c) => onlyCases.includes(c.id));
 
 const log = (msg: string) => process.stderr.write(`› ${msg}\n`);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Fails the run loudly when anything but a 200 came back. */
-function assertClean(label: string, c: Counts): void {
+/** Fails the run loudly when anything but the expected status came back. */
+function assertClean(label: string, c: Counts, status = 200): void {
   if (c.ok > 0 && c.bad === 0 && c.errors === 0 && c.timeouts === 0) return;
   throw new Error(
-    `${label}: not every response was a 200 — ok ${c.ok}, other statuses ${c.bad} ` +
+    `${label}: not every response was a ${status} — ok ${c.ok}, other statuses ${c.bad} ` +
       `${JSON.stringify(c.statuses)}, errors ${c.errors}${c.firstError ? ` (first: ${c.firstError})` : ''}, timeouts ${c.timeouts}. The numbers would be meaningless.`,
   );
 }
@@ -144,20 +242,38 @@ async function waitReady(url: string, child: BenchChild, timeoutMs: number): Pro
 async function expectStatus(
   label: string,
   url: string,
-  headers: Record<string, string>,
+  init: { headers: Record<string, string>; method?: string; body?: string },
   status: number,
-  check?: (res: Response) => string | null,
+  check?: (res: Response, text: string) => string | null,
 ): Promise<void> {
-  const res = await fetch(url, { headers });
-  await res.arrayBuffer();
-  if (res.status !== status) throw new Error(`preflight ${label}: expected ${status}, got ${res.status}`);
-  const problem = check?.(res);
+  const res = await fetch(url, init);
+  const text = await res.text();
+  if (res.status !== status)
+    throw new Error(`preflight ${label}: expected ${status}, got ${res.status} ${text.slice(0, 300)}`);
+  const problem = check?.(res, text);
   if (problem) throw new Error(`preflight ${label}: ${problem}`);
+}
+
+/** Which of the omitted fields a JSON answer of the omit-fields case still holds. */
+function omittedPresent(text: string): string[] {
+  const doc = JSON.parse(text) as {
+    internalCost?: unknown;
+    supplier?: { contact?: unknown; name?: unknown };
+    items?: Array<{ cost?: unknown; sku?: unknown }>;
+  };
+  if (typeof doc.supplier?.name !== 'string' || !Array.isArray(doc.items) || doc.items.length === 0)
+    throw new Error(`the omit-fields answer lost more than the omitted fields: ${text.slice(0, 200)}`);
+  const present: string[] = [];
+  if ('internalCost' in doc) present.push('internalCost');
+  if ('contact' in doc.supplier) present.push('supplier.contact');
+  if (doc.items.some((i) => 'cost' in i)) present.push('items[].cost');
+  return present;
 }
 
 interface Target {
   name: TargetName;
-  url: string;
+  /** http://HOST:PORT */
+  origin: string;
   process: BenchChild;
 }
 
@@ -230,7 +346,7 @@ async function startTollgate(policyPath: string, upstream: string, profileName: 
       : new BenchChild('tollgate', join(root, 'bin/tollgate'), agentArgs, { cpu: 1, env: agentEnv });
     try {
       await waitReady(`http://127.0.0.1:${admin}/readyz`, child, 15_000);
-      return { name: 'tollgate', url: `http://127.0.0.1:${listen}${PATH}`, process: child };
+      return { name: 'tollgate', origin: `http://127.0.0.1:${listen}`, process: child };
     } catch (e) {
       await child.stop();
       // The ports were free a moment ago; another process may have taken one in between.
@@ -255,7 +371,6 @@ async function main(): Promise<void> {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const profileName = `tollgate-${stamp}.cpuprofile`;
   if (cpuProf) mkdirSync(join(bench, 'profiles'), { recursive: true });
-  const runs: TargetRun[] = [];
   try {
     const token = await issuer.sign({ sub: SUB, scope: 'orders:read' }, 3000);
     const auth = { authorization: `Bearer ${token}` };
@@ -270,7 +385,7 @@ async function main(): Promise<void> {
     const upstreamOrigin = `http://${upstreamAddr}`;
     const targets: Target[] = [];
     for (const name of selected) {
-      if (name === 'direct') targets.push({ name, url: `${upstreamOrigin}${PATH}`, process: upstream });
+      if (name === 'direct') targets.push({ name, origin: upstreamOrigin, process: upstream });
       if (name === 'baseline') {
         const child = new BenchChild(
           'baseline',
@@ -278,128 +393,220 @@ async function main(): Promise<void> {
           [join(bench, 'baseline-proxy.ts'), '--upstream', upstreamOrigin],
           { cpu: 1 },
         );
-        targets.push({
-          name,
-          url: `http://${await child.jsonField('listen', 10_000)}${PATH}`,
-          process: child,
-        });
+        targets.push({ name, origin: `http://${await child.jsonField('listen', 10_000)}`, process: child });
       }
       if (name === 'tollgate') targets.push(await startTollgate(policyPath, upstreamOrigin, profileName));
     }
     log(
-      `started: ${targets.map((t) => `${t.name} ${new URL(t.url).host} (pid ${t.process.pid})`).join(', ')}`,
+      `started: ${targets.map((t) => `${t.name} ${new URL(t.origin).host} (pid ${t.process.pid})`).join(', ')}`,
     );
 
-    // Preflight: the same request succeeds everywhere, and Tollgate really enforces the policy.
+    // Preflight: the same requests succeed everywhere, and Tollgate really enforces the policy.
+    const byId = new Map(CASES.map((c) => [c.id, c]));
+    const seenUser = (t: Target) => (res: Response) =>
+      t.name === 'tollgate' && res.headers.get('x-seen-user-id') !== SUB
+        ? `the upstream did not receive x-user-id: ${SUB} (got ${res.headers.get('x-seen-user-id')})`
+        : null;
     for (const t of targets) {
-      await expectStatus(`${t.name} with token`, t.url, auth, 200, (res) =>
-        t.name === 'tollgate' && res.headers.get('x-seen-user-id') !== SUB
-          ? `the upstream did not receive x-user-id: ${SUB} (got ${res.headers.get('x-seen-user-id')})`
-          : null,
-      );
-      if (t.name === 'tollgate') {
-        await expectStatus('tollgate without token', t.url, {}, 401);
-        await expectStatus('tollgate, another user (BOLA)', t.url.replace(SUB, 'someone-else'), auth, 403);
+      const get = byId.get('get');
+      if (get) {
+        const url = t.origin + get.path;
+        await expectStatus(`${t.name} with token`, url, { headers: auth }, 200, seenUser(t));
+        if (t.name === 'tollgate') {
+          await expectStatus('tollgate without token', url, { headers: {} }, 401);
+          await expectStatus(
+            'tollgate, another user (BOLA)',
+            url.replace(SUB, 'someone-else'),
+            { headers: auth },
+            403,
+          );
+        }
+      }
+      const post = byId.get('body-schema');
+      if (post) {
+        const url = t.origin + post.path;
+        const headers = { ...auth, ...post.headers };
+        const bytes = String(Buffer.byteLength(ORDER_JSON));
+        await expectStatus(
+          `${t.name} body-schema POST`,
+          url,
+          { headers, method: 'POST', body: ORDER_JSON },
+          201,
+          (res) =>
+            res.headers.get('x-seen-body-bytes') !== bytes
+              ? `the upstream read ${res.headers.get('x-seen-body-bytes')} body bytes, not ${bytes}`
+              : seenUser(t)(res),
+        );
+        if (t.name === 'tollgate') {
+          for (const [label, body] of [
+            ['quantity over its maximum', { ...ORDER, quantity: 1000 }],
+            ['an unknown property', { ...ORDER, discount: 50 }],
+            ['a sku not matching its pattern', { ...ORDER, sku: 'lower case!' }],
+            ['a missing required field', { ...ORDER, shipTo: undefined }],
+          ] as const)
+            await expectStatus(
+              `tollgate body-schema, invalid body (${label})`,
+              url,
+              { headers, method: 'POST', body: JSON.stringify(body) },
+              400,
+              (res) =>
+                res.headers.get('content-type')?.startsWith('application/problem+json')
+                  ? null
+                  : `not a problem+json answer (${res.headers.get('content-type')})`,
+            );
+          await expectStatus(
+            'tollgate body-schema, text/plain body',
+            url,
+            { headers: { ...auth, 'content-type': 'text/plain' }, method: 'POST', body: ORDER_JSON },
+            415,
+          );
+        }
+      }
+      const omit = byId.get('omit-fields');
+      if (omit) {
+        await expectStatus(
+          `${t.name} omit-fields GET`,
+          t.origin + omit.path,
+          { headers: auth },
+          200,
+          (res, text) => {
+            const present = omittedPresent(text);
+            if (t.name === 'tollgate')
+              return present.length > 0
+                ? `tollgate left ${present.join(', ')} in the answer`
+                : seenUser(t)(res);
+            const missing = OMITTED.filter((x) => !present.includes(x));
+            return missing.length > 0
+              ? `${t.name}'s answer lacks ${missing.join(', ')}: the case tests nothing`
+              : null;
+          },
+        );
       }
     }
-    log('preflight ok: 200 on every target; tollgate answers 401 without a token and 403 for another user');
+    log(
+      `preflight ok (${CASES.map((c) => c.id).join(', ')}): expected statuses on every target; tollgate ` +
+        'answers 401 without a token, 403 for another user, 400 to invalid bodies, 415 to text/plain, ' +
+        'and omits internalCost, supplier.contact and items[].cost',
+    );
 
     const alive = (t: Target) => {
       for (const c of [t.process, upstream])
         if (!c.running) throw new Error(`${c.name} (pid ${c.pid}) died during the bench:\n${c.tail()}`);
     };
+    const caseHeaders = (c: BenchCase) => ({ ...auth, ...c.headers });
     await sleep(1_000);
     const loadStartedAt = performance.now();
     const rssAfterStart = new Map(targets.map((t) => [t.name, rssMiB(t.process.pid)]));
-    for (const t of targets) {
-      alive(t);
-      log(`warm-up ${t.name} (${plan.warmupS} s)`);
-      assertClean(
-        `${t.name} warm-up`,
-        await maxThroughput(t.url, auth, { connections: CONNECTIONS, durationS: plan.warmupS }),
-      );
+    for (const c of CASES) {
+      for (const t of targets) {
+        alive(t);
+        log(`warm-up ${c.id} ${t.name} (${plan.warmupS} s)`);
+        assertClean(
+          `${c.id} ${t.name} warm-up`,
+          await maxThroughput(t.origin + c.path, caseHeaders(c), {
+            connections: CONNECTIONS,
+            durationS: plan.warmupS,
+            ...c.shape,
+          }),
+          c.shape.okStatus,
+        );
+      }
     }
     await sleep(1_500);
-    for (const t of targets) {
-      alive(t);
-      runs.push({
-        name: t.name,
-        pid: t.process.pid,
-        affinity: affinityOf(t.process.pid),
-        rssAfterStartMiB: rssAfterStart.get(t.name) ?? Number.NaN,
-        rssIdleMiB: rssMiB(t.process.pid),
-        max: [],
-        paced: [],
-      });
-    }
-    const runOf = (t: Target) => {
-      const run = runs.find((r) => r.name === t.name);
-      if (!run) throw new Error(`no run for ${t.name}`);
+    const rssIdle = new Map(targets.map((t) => [t.name, rssMiB(t.process.pid)]));
+    const runs = new Map<string, TargetRun[]>(
+      CASES.map((c) => [
+        c.id,
+        targets.map((t) => ({
+          name: t.name,
+          pid: t.process.pid,
+          affinity: affinityOf(t.process.pid),
+          rssAfterStartMiB: rssAfterStart.get(t.name) ?? Number.NaN,
+          rssIdleMiB: rssIdle.get(t.name) ?? Number.NaN,
+          max: [],
+          paced: [],
+        })),
+      ]),
+    );
+    const runOf = (c: BenchCase, t: Target) => {
+      const run = runs.get(c.id)?.find((r) => r.name === t.name);
+      if (!run) throw new Error(`no run for ${c.id} ${t.name}`);
       return run;
     };
     const pidsOf = (t: Target) => (t.name === 'direct' ? [t.process.pid] : [t.process.pid, upstream.pid]);
     // Rounds interleave the targets (reversed every other round) so a drift of the machine hits all alike.
     const order = (round: number) => (round % 2 === 0 ? targets : [...targets].reverse());
 
-    // Latency first: the steady 1000 req/s state, before saturation grows the heaps (whose later
-    // major GCs would otherwise land in the latency windows).
-    for (let round = 0; round < plan.rounds; round += 1) {
-      for (const t of order(round)) {
-        alive(t);
-        log(
-          `round ${round + 1}/${plan.rounds}: ${RATE} req/s ${t.name} (${plan.pacedWarmS} s + ${plan.pacedS} s)`,
-        );
-        const client = new BenchChild(
-          'paced-client',
-          process.execPath,
-          [
-            join(bench, 'paced-client.ts'),
-            '--url',
-            t.url,
-            '--rate',
-            String(RATE),
-            '--warmup',
-            String(plan.pacedWarmS),
-            '--duration',
-            String(plan.pacedS),
-            ...Object.entries(auth).flatMap(([k, v]) => ['--header', `${k}: ${v}`]),
-          ],
-          { cpu: 0 },
-        );
-        try {
-          const warmup = await client.waitJson('warmup', 30_000);
-          assertClean(`${t.name} paced warm-up`, warmup as Counts);
-          const sampler = new UsageSampler(pidsOf(t), [client.pid]);
-          const result = await client.waitJson('result', (plan.pacedS + 15) * 1000);
-          const usage = sampler.stop();
-          const res = result as PacedResult;
-          assertClean(`${t.name} at ${RATE} req/s`, res);
-          const [proxy, up] = usage.procs;
-          if (!proxy) throw new Error('no process usage');
-          runOf(t).paced.push({ res, proxy, upstream: up ?? null, ...usage });
-        } finally {
-          await client.stop();
+    // Latency first, every case: the steady 1000 req/s state, before saturation grows the heaps (whose
+    // later major GCs would otherwise land in the latency windows).
+    for (const c of CASES) {
+      for (let round = 0; round < c.rounds; round += 1) {
+        for (const t of order(round)) {
+          alive(t);
+          log(
+            `${c.id} round ${round + 1}/${c.rounds}: ${RATE} req/s ${t.name} (${plan.pacedWarmS} s + ${plan.pacedS} s)`,
+          );
+          const client = new BenchChild(
+            'paced-client',
+            process.execPath,
+            [
+              join(bench, 'paced-client.ts'),
+              '--url',
+              t.origin + c.path,
+              '--rate',
+              String(RATE),
+              '--warmup',
+              String(plan.pacedWarmS),
+              '--duration',
+              String(plan.pacedS),
+              ...Object.entries(caseHeaders(c)).flatMap(([k, v]) => ['--header', `${k}: ${v}`]),
+              ...(c.shape.method ? ['--method', c.shape.method] : []),
+              ...(c.shape.body !== undefined ? ['--body', c.shape.body] : []),
+              ...(c.shape.okStatus ? ['--status', String(c.shape.okStatus)] : []),
+            ],
+            { cpu: 0 },
+          );
+          try {
+            const warmup = await client.waitJson('warmup', 30_000);
+            assertClean(`${c.id} ${t.name} paced warm-up`, warmup as Counts, c.shape.okStatus);
+            const sampler = new UsageSampler(pidsOf(t), [client.pid]);
+            const result = await client.waitJson('result', (plan.pacedS + 15) * 1000);
+            const usage = sampler.stop();
+            const res = result as PacedResult;
+            assertClean(`${c.id} ${t.name} at ${RATE} req/s`, res, c.shape.okStatus);
+            const [proxy, up] = usage.procs;
+            if (!proxy) throw new Error('no process usage');
+            runOf(c, t).paced.push({ res, proxy, upstream: up ?? null, ...usage });
+          } finally {
+            await client.stop();
+          }
+          await sleep(500);
         }
-        await sleep(500);
       }
     }
-    for (let round = 0; round < plan.rounds; round += 1) {
-      for (const t of order(round)) {
-        log(
-          `round ${round + 1}/${plan.rounds}: max throughput ${t.name} (${plan.maxS} s, ${CONNECTIONS} conns)`,
-        );
-        alive(t);
-        const sampler = new UsageSampler(pidsOf(t));
-        const res = await maxThroughput(t.url, auth, { connections: CONNECTIONS, durationS: plan.maxS });
-        const usage = sampler.stop();
-        assertClean(`${t.name} max throughput`, res);
-        const [proxy, up] = usage.procs;
-        if (!proxy) throw new Error('no process usage');
-        runOf(t).max.push({ res, proxy, upstream: up ?? null, ...usage });
-        log(
-          `  ${res.rps.toFixed(0)} req/s, p50 ${res.p50} ms, p99 ${res.p99} ms, CPU ${proxy.cpuPct.toFixed(0)}%`,
-        );
-        await sleep(750);
+    for (const c of CASES) {
+      for (let round = 0; round < c.rounds; round += 1) {
+        for (const t of order(round)) {
+          log(
+            `${c.id} round ${round + 1}/${c.rounds}: max throughput ${t.name} (${plan.maxS} s, ${CONNECTIONS} conns)`,
+          );
+          alive(t);
+          const sampler = new UsageSampler(pidsOf(t));
+          const res = await maxThroughput(t.origin + c.path, caseHeaders(c), {
+            connections: CONNECTIONS,
+            durationS: plan.maxS,
+            ...c.shape,
+          });
+          const usage = sampler.stop();
+          assertClean(`${c.id} ${t.name} max throughput`, res, c.shape.okStatus);
+          const [proxy, up] = usage.procs;
+          if (!proxy) throw new Error('no process usage');
+          runOf(c, t).max.push({ res, proxy, upstream: up ?? null, ...usage });
+          log(
+            `  ${res.rps.toFixed(0)} req/s, p50 ${res.p50} ms, p99 ${res.p99} ms, CPU ${proxy.cpuPct.toFixed(0)}%`,
+          );
+          await sleep(750);
+        }
       }
     }
 
@@ -408,8 +615,17 @@ async function main(): Promise<void> {
       log('stopping the agent so it writes its profile');
       await tollgate.process.stop(20_000);
     }
-    const summaries: Summary[] = runs.map(summarize);
-    const r = ratios(Object.fromEntries(summaries.map((s) => [s.name, s])));
+    const results: CaseResult[] = CASES.map((c) => {
+      const { path: _path, shape: _shape, headers: _headers, ...info } = c;
+      const caseRuns = runs.get(c.id) ?? [];
+      const summaries = caseRuns.map(summarize);
+      return {
+        info,
+        runs: caseRuns,
+        summaries,
+        ratios: ratios(Object.fromEntries(summaries.map((s) => [s.name, s]))),
+      };
+    });
     const meta: Meta = {
       date: new Date().toISOString(),
       cpuModel: cpuModel(),
@@ -430,14 +646,19 @@ async function main(): Promise<void> {
       jwksFetches: issuer.jwksFetches(),
       agentNodeOptions: agentNodeOptions ?? null,
     };
-    const full = selected.length === ALL.length && !quick && !cpuProf && agentNodeOptions === undefined;
+    const full =
+      selected.length === ALL.length &&
+      CASES.length === CASE_IDS.length &&
+      !quick &&
+      !cpuProf &&
+      agentNodeOptions === undefined;
     if (full || flags.write) {
-      writeFileSync(join(bench, 'RESULTS.md'), renderMarkdown(meta, runs, summaries, r));
+      writeFileSync(join(bench, 'RESULTS.md'), renderMarkdown(meta, results));
       log('wrote bench/RESULTS.md');
     } else {
       log('partial or quick run: bench/RESULTS.md left as it was (--write to overwrite)');
     }
-    process.stdout.write(`\n${renderSummary(summaries, r)}\n`);
+    process.stdout.write(`\n${renderSummary(results)}\n`);
     if (cpuProf) {
       const file = join(bench, 'profiles', profileName);
       const found = existsSync(file) ? file : null;
