@@ -2,7 +2,7 @@
  * The identity and limit parts of the ApiPolicy schema: JWT providers, rate
  * limits and allow rules (re-exported by api-policy.ts, the schema's entry).
  */
-import { Type } from '@sinclair/typebox';
+import { type Static, Type } from '@sinclair/typebox';
 import { Duration, EmptyObject, Name, StringEnum, StringMap } from './schema-types.ts';
 
 export const JWT_ALGORITHMS = [
@@ -189,3 +189,7 @@ export const AllowRule = Type.Object(
     description: 'One alternative: holds when all of its fields hold.',
   },
 );
+
+export type JwtProvider = Static<typeof JwtProvider>;
+export type RateLimit = Static<typeof RateLimit>;
+export type AllowRule = Static<typeof AllowRule>;
