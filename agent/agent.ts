@@ -21,6 +21,8 @@ import {
   type RequestInfo,
 } from './pipeline/decide-request.ts';
 import { protectionEnv } from './pipeline/protection/protection.ts';
+import { GlobalLimiter } from './pipeline/ratelimit/global-limiter.ts';
+import { connectWithin, createRedisClient, redactRedisUrl } from './pipeline/ratelimit/redis-client.ts';
 import { ResponseFilter } from './pipeline/respond/response-filter.ts';
 import { type PreparedBody, prepareBody } from './pipeline/validate/request-body.ts';
 import { Forwarder } from './proxy/forwarder.ts';
@@ -70,6 +72,9 @@ export class Agent {
   readonly #responses: ResponseFilter;
   readonly #env: PipelineEnv;
   readonly #requestSeries = new Map<string, { value: number }>();
+  /** Global rate limits shared through Redis; null without --redis-url. */
+  readonly #global: { limiter: GlobalLimiter; connect: () => Promise<void>; store: string } | null;
+  #warnedPerSidecar = false;
   #inbound: Server | undefined;
   #admin: Server | undefined;
 
@@ -90,6 +95,11 @@ export class Agent {
       onLoad: (engine, diagnostics) => {
         for (const d of diagnostics) deps.logger.warn({ diagnostic: formatDiagnostic(d) }, 'policy warning');
         this.metrics.inc('tollgate_policy_reloads_total', { result: 'success' });
+        const global = engine.bundle.policies.some((p) => p.rateLimits.some((l) => l.scope === 'Global'));
+        if (global && !config.redisUrl && !this.#warnedPerSidecar) {
+          this.#warnedPerSidecar = true;
+          deps.logger.warn({}, 'Global rate limits act per sidecar: no --redis-url to share them through');
+        }
         this.metrics.reset('tollgate_policy_bundle_info');
         this.metrics.set(
           'tollgate_policy_bundle_info',
@@ -111,9 +121,27 @@ export class Agent {
     this.#forwarder = new Forwarder({ upstream: config.upstream });
     this.#responses = new ResponseFilter({ metrics: this.metrics, logger: deps.logger });
     const authnOptions = { ...(deps.fetch ? { fetch: deps.fetch } : {}), now };
+    const local = new RateLimiter({ now });
+    this.#global = null;
+    if (config.redisUrl) {
+      const timeoutMs = config.redisTimeoutMs ?? 50;
+      const client = createRedisClient(config.redisUrl, {
+        timeoutMs,
+        onError: (e) => deps.logger.debug({ err: e.message }, 'rate limit store connection error'),
+      });
+      const limiter = new GlobalLimiter({
+        client,
+        local,
+        logger: deps.logger,
+        metrics: this.metrics,
+        timeoutMs,
+      });
+      const store = redactRedisUrl(config.redisUrl);
+      this.#global = { limiter, connect: () => connectWithin(client, 2_000), store };
+    }
     this.#env = {
       port: upstreamPort,
-      limiter: new RateLimiter({ now }),
+      limiter: this.#global?.limiter ?? local,
       now,
       state: bundleStates(authnOptions),
       protection: protectionEnv({ logger: deps.logger, metrics: this.metrics, now }),
@@ -125,6 +153,12 @@ export class Agent {
     const first = this.#source.reload();
     if (!first.ok) throw new PolicyLoadError(first.diagnostics);
     this.#source.watch();
+    if (this.#global) {
+      // Bounded: an unreachable store only means local buckets until it answers.
+      await this.#global.connect();
+      const up = await this.#global.limiter.check();
+      this.#deps.logger.info({ store: this.#global.store, up }, 'Global rate limits shared through Redis');
+    }
     this.#admin = createAdminServer({
       engine: () => this.#source.current,
       metrics: this.metrics,
@@ -145,6 +179,7 @@ export class Agent {
     if (this.#inbound) await drainServer(this.#inbound, { timeoutMs });
     if (this.#admin) await drainServer(this.#admin, { timeoutMs: 1000 });
     await this.#forwarder.close();
+    this.#global?.limiter.close();
   }
 
   #info(req: IncomingMessage): RequestInfo {

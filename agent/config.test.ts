@@ -130,6 +130,31 @@ describe('parseAgentConfig', () => {
     assert.equal(problems([...REQUIRED, '--labels= =v']).length, 1);
   });
 
+  test('--redis-url: redis:// or rediss://, credentials allowed, never echoed in a problem', () => {
+    assert.equal(parse(REQUIRED).redisUrl, null);
+    assert.equal(parse(REQUIRED).redisTimeoutMs, 50);
+    const c = parse([
+      ...REQUIRED,
+      '--redis-url',
+      'rediss://app:s3cret@redis:6380/1',
+      '--redis-timeout',
+      '20',
+    ]);
+    assert.equal(c.redisUrl, 'rediss://app:s3cret@redis:6380/1');
+    assert.equal(c.redisTimeoutMs, 20);
+    assert.equal(
+      parse([...REQUIRED, '--redis-url=redis://127.0.0.1:6379']).redisUrl,
+      'redis://127.0.0.1:6379',
+    );
+    assert.deepEqual(problems([...REQUIRED, '--redis-url', 'http://redis:6379']), [
+      '--redis-url: expected redis:// or rediss:// (TLS)',
+    ]);
+    const secret = problems([...REQUIRED, '--redis-url', 'redis://app:s3cret@bad host']);
+    assert.deepEqual(secret, ['--redis-url: not a URL']);
+    for (const bad of ['0', '-1', '1.5', 'soon', '60001'])
+      assert.match(problems([...REQUIRED, `--redis-timeout=${bad}`])[0] ?? '', /^--redis-timeout: /);
+  });
+
   test('every problem is listed together', () => {
     const found = problems([
       '--listen',
@@ -224,6 +249,15 @@ describe('agentHelp', () => {
 
   test('every declared flag is accepted by the parser', () => {
     const flags = Object.keys(AGENT_FLAGS).filter((f) => f !== 'help');
-    assert.deepEqual(flags.sort(), ['admin', 'labels', 'listen', 'log-level', 'policy', 'upstream']);
+    assert.deepEqual(flags.sort(), [
+      'admin',
+      'labels',
+      'listen',
+      'log-level',
+      'policy',
+      'redis-timeout',
+      'redis-url',
+      'upstream',
+    ]);
   });
 });

@@ -17,6 +17,10 @@ export interface AgentConfig {
   /** Pod labels for selectors; null = every policy in the file applies. */
   labels: Readonly<Record<string, string>> | null;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Redis shared by `scope: Global` rate limits (`redis://` or `rediss://`); null/absent: per sidecar. */
+  redisUrl?: string | null;
+  /** Longest wait for Redis (ms) before a request is limited on local buckets instead (default 50). */
+  redisTimeoutMs?: number;
 }
 
 interface FlagSpec {
@@ -42,6 +46,15 @@ export const AGENT_FLAGS: Readonly<Record<string, FlagSpec>> = {
   },
   labels: { type: 'string', description: 'pod labels k=v,... matched against policy selectors' },
   'log-level': { type: 'string', default: 'info', description: 'debug | info | warn | error' },
+  'redis-url': {
+    type: 'string',
+    description: 'redis:// or rediss:// (TLS) URL shared by Global rate limits; none: they act per sidecar',
+  },
+  'redis-timeout': {
+    type: 'string',
+    default: '50',
+    description: 'ms to wait for Redis before falling back to local buckets',
+  },
   help: { type: 'boolean', description: 'show this help' },
 };
 
@@ -50,7 +63,7 @@ export function agentHelp(): string {
   for (const [name, spec] of Object.entries(AGENT_FLAGS)) {
     const arg = spec.type === 'string' ? ` ${name.toUpperCase().replace('-', '_')}` : '';
     const def = spec.default === undefined ? '' : ` (default ${spec.default})`;
-    lines.push(`  --${name}${arg}`.padEnd(28) + spec.description + def);
+    lines.push(`${`  --${name}${arg}`.padEnd(27)} ${spec.description}${def}`);
   }
   return lines.join('\n');
 }
@@ -91,6 +104,30 @@ function parseUpstream(text: string | undefined, problems: string[]): URL {
     problems.push(`--upstream: not a URL: ${JSON.stringify(text)}`);
     return new URL('http://127.0.0.1:1');
   }
+}
+
+function parseRedisUrl(text: string | undefined, problems: string[]): string | null {
+  if (text === undefined) return null;
+  try {
+    const url = new URL(text);
+    if (url.protocol !== 'redis:' && url.protocol !== 'rediss:')
+      problems.push('--redis-url: expected redis:// or rediss:// (TLS)');
+    else if (!url.hostname) problems.push('--redis-url: no host');
+    return text;
+  } catch {
+    // The text may carry a password: never echo it.
+    problems.push('--redis-url: not a URL');
+    return null;
+  }
+}
+
+function parseTimeout(text: string, problems: string[]): number {
+  const ms = Number(text);
+  if (!/^\d+$/.test(text) || ms < 1 || ms > 60_000) {
+    problems.push(`--redis-timeout: expected milliseconds from 1 to 60000, got ${JSON.stringify(text)}`);
+    return 50;
+  }
+  return ms;
 }
 
 function parseLabels(text: string | undefined, problems: string[]): Record<string, string> | null {
@@ -136,6 +173,8 @@ export function parseAgentConfig(args: string[]): AgentConfig | null {
     admin: parseHostPort('admin', str('admin') ?? '', problems),
     labels: parseLabels(str('labels'), problems),
     logLevel: logLevel as AgentConfig['logLevel'],
+    redisUrl: parseRedisUrl(str('redis-url'), problems),
+    redisTimeoutMs: parseTimeout(str('redis-timeout') ?? '50', problems),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   Object.freeze(config.listen);

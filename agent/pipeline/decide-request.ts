@@ -13,13 +13,14 @@ import type { AuthzInput } from '../../policy/engine/authorize.ts';
 import { rateLimitKey } from '../../policy/engine/decide.ts';
 import type { PolicyEngine, RouteRuntime } from '../../policy/engine/engine.ts';
 import { parsePeer } from '../../policy/engine/peer.ts';
-import { closestToRefusing, type RateLimiter } from '../../policy/ratelimit/rate-limiter.ts';
+import { closestToRefusing } from '../../policy/ratelimit/rate-limiter.ts';
 import { PolicyError } from '../errors.ts';
 import { buildUpstreamHeaders } from '../proxy/upstream-headers.ts';
 import { claimHeaderValues, stripToken } from './authn/authenticator.ts';
 import type { BundleState } from './bundle-state.ts';
 import { deprecationHeaders } from './deprecation.ts';
 import { guardRequest, type ProtectionEnv } from './protection/protection.ts';
+import type { RequestLimiter } from './ratelimit/global-limiter.ts';
 import { rateLimitHeaders } from './ratelimit/rate-limit-headers.ts';
 import type { BodyPlan } from './validate/request-body.ts';
 import { checkRequestHead } from './validate/request-validator.ts';
@@ -53,7 +54,8 @@ export interface RequestInfo {
 
 export interface PipelineEnv {
   port: number | null;
-  limiter: RateLimiter;
+  /** Local buckets (RateLimiter), or Redis-shared ones for Global limits (GlobalLimiter). */
+  limiter: RequestLimiter;
   now: () => number;
   state: (engine: PolicyEngine) => BundleState;
   /** Abuse protection (protection/protection.ts); none when absent. */
@@ -172,8 +174,9 @@ export async function decideRequest(
       peer: info.peerId,
       ip: info.clientIp,
     };
-    const outcomes = env.limiter.admit(
+    const outcomes = await env.limiter.admit(
       route.limits.map((limit) => ({ limit, key: rateLimitKey(limit, facts) })),
+      `${policy.ref.namespace}/${policy.ref.name}`,
     );
     const decisive = closestToRefusing(outcomes);
     if (decisive) {

@@ -179,6 +179,16 @@ describe('RateLimiter.admit: several limits at once', () => {
     );
   });
 
+  test('peek answers what admit would, taking nothing', () => {
+    const limiter = new RateLimiter({ now: clock().now });
+    const user = limit({ name: 'per-user', limit: 1, burst: 0 });
+    const entries = [{ limit: user, key: 'alice' }];
+    assert.deepEqual(limiter.peek(entries).map(brief), [[true, 0, 1_000]]);
+    assert.deepEqual(limiter.peek(entries).map(brief), [[true, 0, 1_000]], 'a peek spends nothing');
+    assert.deepEqual(limiter.admit(entries).map(brief), [[true, 0, 1_000]]);
+    assert.deepEqual(limiter.peek(entries).map(brief), [[false, 0, 1_000]]);
+  });
+
   test('no entries: nothing to admit', () => {
     assert.deepEqual(new RateLimiter().admit([]), []);
   });

@@ -50,6 +50,16 @@ export class RateLimiter implements Admitter {
     return buckets.map((b, i) => ({ ...b.take(now), limit: (entries[i] as LimitEntry).limit }));
   }
 
+  /**
+   * What `admit` would answer, taking nothing: lets a caller that also consults
+   * another store (the agent's Redis-backed Global limits) check its local limits
+   * first, then `admit` them only once the other store has said yes.
+   */
+  peek(entries: readonly LimitEntry[]): LimitOutcome[] {
+    const now = this.#now();
+    return entries.map((e) => ({ ...this.#bucket(e, now).peek(now), limit: e.limit }));
+  }
+
   get size(): number {
     return this.#buckets.size;
   }

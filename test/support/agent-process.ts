@@ -165,9 +165,11 @@ export function sendChunked(
   });
 }
 
+/** Starts `tollgate agent` on ephemeral ports; `extraArgs` are appended (e.g. `--redis-url`). */
 export function startAgent(
   policy: string,
   upstreamPort: number,
+  extraArgs: readonly string[] = [],
 ): Promise<{ proc: ChildProcess; port: number; admin: number }> {
   const proc = spawn(
     join(root, 'bin/tollgate'),
@@ -181,6 +183,7 @@ export function startAgent(
       '127.0.0.1:0',
       '--admin',
       '127.0.0.1:0',
+      ...extraArgs,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
