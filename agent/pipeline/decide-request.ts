@@ -174,9 +174,10 @@ export async function decideRequest(
       peer: info.peerId,
       ip: info.clientIp,
     };
+    const scope = `${policy.ref.namespace}/${policy.ref.name}`;
     const outcomes = await env.limiter.admit(
-      route.limits.map((limit) => ({ limit, key: rateLimitKey(limit, facts) })),
-      `${policy.ref.namespace}/${policy.ref.name}`,
+      route.limits.map((limit) => ({ limit, key: rateLimitKey(limit, facts), scope })),
+      scope,
     );
     const decisive = closestToRefusing(outcomes);
     if (decisive) {

@@ -193,3 +193,13 @@ describe('RateLimiter.admit: several limits at once', () => {
     assert.deepEqual(new RateLimiter().admit([]), []);
   });
 });
+
+describe('RateLimiter: scopes', () => {
+  test('two policies with a limit of the same name never share buckets', () => {
+    const limiter = new RateLimiter({ now: clock().now });
+    const one = limit({ name: 'per-ip', limit: 1, burst: 0 });
+    assert.equal(limiter.admit([{ limit: one, key: 'a', scope: 'shop/orders' }])[0]?.allowed, true);
+    assert.equal(limiter.admit([{ limit: one, key: 'a', scope: 'shop/orders' }])[0]?.allowed, false);
+    assert.equal(limiter.admit([{ limit: one, key: 'a', scope: 'shop/users' }])[0]?.allowed, true);
+  });
+});

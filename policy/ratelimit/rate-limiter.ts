@@ -18,6 +18,8 @@ export interface LimitOutcome extends TakeResult {
 export interface LimitEntry {
   limit: CompiledRateLimit;
   key: string | null;
+  /** The policy the limit belongs to (`namespace/name`): two policies' limits of one name never share buckets. */
+  scope?: string;
 }
 
 /** What the decision engine needs from a limiter. */
@@ -64,10 +66,11 @@ export class RateLimiter implements Admitter {
     return this.#buckets.size;
   }
 
-  #bucket({ limit, key }: LimitEntry, now: number): TokenBucket {
+  #bucket({ limit, key, scope = '' }: LimitEntry, now: number): TokenBucket {
     // The config is part of the id, so an edited limit starts with fresh buckets;
     // a present key and the missing key can never share an id.
-    const id = `${limit.name}\u0000${limit.limit}/${limit.periodMs}/${limit.burst}\u0000${key === null ? 'm' : `k${key}`}`;
+    const config = `${limit.limit}/${limit.periodMs}/${limit.burst}`;
+    const id = `${scope}\u0000${limit.name}\u0000${config}\u0000${key === null ? 'm' : `k${key}`}`;
     let bucket = this.#buckets.get(id);
     if (!bucket) {
       bucket = new TokenBucket(limit, now);
