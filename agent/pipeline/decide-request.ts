@@ -97,13 +97,9 @@ export async function decideRequest(
   // A target that cannot be normalized cannot be forwarded safely, audit or not.
   if (routed.kind === 'bad-target') throw new PolicyError('ERR_PATH_INVALID', routed.detail);
   const target = routed.target;
-  // Protection: an unmatched path is an event; a blocked client gets 429 before any other answer.
+  // Protection: an unmatched path is an event (recorded before its 404 is answered).
   const guard = guardRequest(env.protection, policy, info, env.now);
-  if (guard) {
-    if (routed.kind === 'unmatched') guard.record('unmatched');
-    const refusal = guard.refusal();
-    if (refusal) deny(refusal);
-  }
+  if (guard && routed.kind === 'unmatched') guard.record('unmatched');
   // Every 401 is an authentication failure; the one that starts a block is answered 429.
   const authFailure = (denial: PolicyError) => {
     const refusal = guard?.record('authFailures') ? guard.refusal() : null;
@@ -119,6 +115,9 @@ export async function decideRequest(
   } else if (routed.kind === 'unmatched' && policy.unmatched === 'Deny') {
     deny(new PolicyError('ERR_ROUTE_NOT_FOUND', 'no route matches this path'));
   }
+  // The contract's order: route/method, then the protection block, then authentication.
+  const refusal = guard?.refusal();
+  if (refusal) deny(refusal);
   const route: RouteRuntime | null = routed.kind === 'matched' ? routed.route : null;
   const params = routed.kind === 'matched' ? routed.params : {};
   routeName = route?.route.name ?? null;

@@ -173,9 +173,11 @@ beforeEach(() => {
 });
 
 describe('decideRequest: protection', () => {
-  test('unmatched (Deny): threshold 404s, then 429 for everything from that IP until the block lifts', async () => {
+  test('unmatched (Deny): threshold 404s, then 429 from that IP on declared routes until the block lifts', async () => {
     assert.deepEqual(await statuses(3, '/wp-admin.php'), [404, 404, 404]);
-    const blocked = await decide('/.env');
+    // Contract order: route/method answers before the protection block, so an undeclared path stays 404.
+    assert.equal((await decide('/.env')).code, 'ERR_ROUTE_NOT_FOUND');
+    const blocked = await decide('/healthz');
     assert.equal(blocked.code, 'ERR_PROTECTION_BLOCKED');
     assert.equal(blocked.status, 429);
     assert.equal(blocked.headers['retry-after'], '90');
@@ -288,7 +290,7 @@ describe('decideRequest: protection', () => {
   });
 
   test('a reload that leaves protection unchanged keeps the block; a changed protection lifts it', async () => {
-    assert.deepEqual(await statuses(4, '/scan'), [404, 404, 404, 429]);
+    assert.deepEqual(await statuses(4, '/scan'), [404, 404, 404, 404]);
     h.engine = engineOf({}, [{ name: 'new-route', methods: ['GET'], path: '/v1/new', public: true }]);
     assert.equal((await decide('/v1/new')).status, 429);
     h.engine = engineOf({
