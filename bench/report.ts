@@ -75,6 +75,156 @@ export interface CaseResult {
   ratios: Ratios;
 }
 
+/** The global-limit case (tollgate only), judged against tollgate's `get` case (local limits) of the same run. */
+export interface GlobalLimitReport {
+  info: CaseInfo;
+  /** Why the case was not measured, or null. */
+  skipped: string | null;
+  /** tollgate on the `scope: Global` route, or null when skipped. */
+  global: Summary | null;
+  /** tollgate on the `get` route (local limit), or null when that case did not run. */
+  local: Summary | null;
+  /** redis-server CPU, % of one core, mean over the windows. */
+  redisCpuAtRate: number;
+  redisCpuAtMax: number;
+  /** The keys `KEYS tollgate:*` listed at preflight. */
+  redisKeys: string[];
+  /** tollgate_ratelimit_fallback_total over warm-up and measurement: calls answered locally, not by Redis. */
+  fallbacks: number;
+}
+
+export const GLOBAL_P50_TARGET_MS = 0.3;
+
+export interface GlobalComparison {
+  p50: number;
+  p90: number;
+  p99: number;
+  /** global / local max throughput. */
+  rpsRatio: number;
+  verdict: Verdict;
+}
+
+export function compareGlobal(g: GlobalLimitReport): GlobalComparison | null {
+  const { global, local } = g;
+  if (!global || !local) return null;
+  const p50 = global.p50 - local.p50;
+  return {
+    p50,
+    p90: global.p90 - local.p90,
+    p99: global.p99 - local.p99,
+    rpsRatio: global.rps / local.rps,
+    verdict: {
+      label: `global-limit: +p50 ≤ ${GLOBAL_P50_TARGET_MS} ms over local limits (get case) at 1000 req/s`,
+      value: `${signed(p50, 3)} ms`,
+      pass: p50 <= GLOBAL_P50_TARGET_MS,
+    },
+  };
+}
+
+function globalSection(g: GlobalLimitReport, meta: Meta): string[] {
+  const out: string[] = [`## global-limit: ${g.info.title}`, ''];
+  out.push(
+    `Request: ${g.info.request}. Tollgate route: ${g.info.route}. The agent runs with ` +
+      '`--redis-url redis://127.0.0.1:PORT` (default `--redis-timeout`); `redis-server --save "" --appendonly no` ' +
+      'is started by the bench and pinned with the upstream and the agent on CPU 1 (like a Redis sharing the node). ' +
+      `Tollgate only (direct and baseline enforce no limits): compared with tollgate's **get** case, the same ` +
+      `request on a route with a local limit, in the same run and agent. ${g.info.rounds} round${g.info.rounds === 1 ? '' : 's'}, ` +
+      'same durations and connections.',
+    '',
+  );
+  if (g.skipped) {
+    out.push(`> ⚠️ **Skipped**: ${g.skipped}.`, '');
+    return out;
+  }
+  const c = compareGlobal(g);
+  const rows = [g.local, g.global].filter((s): s is Summary => s !== null);
+  const label = (s: Summary) =>
+    s === g.global ? '**tollgate, Global limit (Redis)**' : '**tollgate, local limit (get)**';
+  out.push(
+    `### Latency at ${meta.rate} req/s`,
+    '',
+    table(
+      [
+        'limit',
+        'p50 ms',
+        'p90 ms',
+        'p99 ms',
+        'max ms',
+        'achieved req/s',
+        'agent CPU %',
+        'CPU µs/req',
+        'p50 / p99 per round',
+      ],
+      rows.map((s) => [
+        label(s),
+        f(s.p50, 3),
+        f(s.p90, 3),
+        f(s.p99, 3),
+        f(s.pmax, 2),
+        f(s.achievedRps, 0),
+        f(s.cpuAtRate),
+        f(s.cpuUsPerReq, 0),
+        s.pacedRounds.map((x) => `${f(x.p50, 3)} / ${f(x.p99, 3)}`).join('; '),
+      ]),
+    ),
+    '',
+    '### Maximum throughput',
+    '',
+    table(
+      ['limit', 'req/s (mean)', 'req/s per round', 'p50 ms', 'p99 ms', 'agent CPU %', 'upstream CPU %'],
+      rows.map((s) => [
+        label(s),
+        f(s.rps, 0),
+        s.rpsRounds.map((x) => x.toFixed(0)).join(', '),
+        f(s.maxP50, 0),
+        f(s.maxP99, 0),
+        f(s.cpuAtMax),
+        f(s.upstreamCpuAtMax),
+      ]),
+    ),
+    '',
+    '### Global vs local (same run)',
+    '',
+    table(
+      ['', 'value'],
+      [
+        [
+          `added latency at ${meta.rate} req/s`,
+          c
+            ? `+p50 ${signed(c.p50, 3)} ms, +p90 ${signed(c.p90, 3)} ms, +p99 ${signed(c.p99, 3)} ms`
+            : 'n/a (no get case)',
+        ],
+        ['throughput global / local', c ? fmtRatio(c.rpsRatio) : 'n/a (no get case)'],
+        [
+          'redis-server CPU %',
+          `${f(g.redisCpuAtRate)} at ${meta.rate} req/s, ${f(g.redisCpuAtMax)} at maximum throughput (of one core)`,
+        ],
+        [
+          'calls that fell back to local buckets (`tollgate_ratelimit_fallback_total`, warm-up + measurement)',
+          g.fallbacks === 0
+            ? '0 (every request was decided by Redis)'
+            : `⚠️ ${g.fallbacks}: partly local, not fully Global`,
+        ],
+        [
+          'Redis keys at preflight (`KEYS tollgate:*`, under load: a key expires ~2 ms after its last take)',
+          g.redisKeys.map((k) => `\`${k}\``).join(', ') || 'none',
+        ],
+      ],
+    ),
+    '',
+    '### Target',
+    '',
+    c
+      ? table(['target', 'measured', ''], [[c.verdict.label, c.verdict.value, mark(c.verdict)]])
+      : '— (needs the get case in the same run)',
+    '',
+    'The added latency is one loopback round trip to Redis (EVALSHA of the token-bucket script) per request, ' +
+      'on the same core as the agent and the upstream; a Redis on another node adds its network RTT.',
+    '',
+  );
+  return out;
+}
+
 export interface Summary {
   name: TargetName;
   rps: number;
@@ -351,7 +501,11 @@ function casesTable(cases: CaseResult[]): string {
   );
 }
 
-export function renderMarkdown(meta: Meta, cases: CaseResult[]): string {
+export function renderMarkdown(
+  meta: Meta,
+  cases: CaseResult[],
+  global: GlobalLimitReport | null = null,
+): string {
   const [primary, ...others] = cases;
   if (!primary) throw new Error('no case to report');
   const runs = primary.runs;
@@ -488,6 +642,8 @@ export function renderMarkdown(meta: Meta, cases: CaseResult[]): string {
     out.push('### Ratios (same run)', '', ratioTable(c.ratios, meta.rate), '');
   }
 
+  if (global) out.push(...globalSection(global, meta));
+
   out.push(`## Targets (${primary.info.id} case)`, '');
   out.push(
     table(
@@ -527,7 +683,8 @@ export function renderMarkdown(meta: Meta, cases: CaseResult[]): string {
     'npm run bench        # full run (~4–5 min), rewrites bench/RESULTS.md',
     'npm run bench -- --quick                          # smoke check (short durations)',
     'npm run bench -- --only tollgate,baseline         # a subset (direct is always started as the upstream)',
-    'npm run bench -- --cases body-schema,omit-fields  # a subset of the cases (get, body-schema, omit-fields)',
+    'npm run bench -- --cases body-schema,omit-fields  # a subset of the cases (get, body-schema, omit-fields, global-limit)',
+    'npm run bench -- --only tollgate --cases get,global-limit   # Global (Redis) vs local limits only',
     'npm run bench -- --cpu-prof --only tollgate --quick   # profile the agent',
     "npm run bench -- --agent-node-options='--max-semi-space-size=4'   # try V8 flags on the agent only",
     'node bench/profile-summary.ts bench/profiles/<file>.cpuprofile   # top self-time functions',
@@ -566,15 +723,32 @@ function summaryBlock(c: CaseResult, lines: string[]): void {
   lines.push('');
 }
 
-export function renderSummary(cases: CaseResult[]): string {
+export function renderSummary(cases: CaseResult[], global: GlobalLimitReport | null = null): string {
   const [primary] = cases;
-  if (!primary) return '(no case)';
+  if (!primary && !global) return '(no case)';
   const whole = overall(cases);
   const by = Object.fromEntries(whole.map((s) => [s.name, s])) as Partial<Record<TargetName, Summary>>;
   const lines: string[] = [];
   for (const c of cases) summaryBlock(c, lines);
-  for (const v of verdicts(by, primary.ratios)) lines.push(`${mark(v)} ${v.label}: ${v.value}`);
-  const foreign = Math.max(...whole.map((s) => s.foreignMax));
+  if (global?.skipped) lines.push(`[global-limit] SKIPPED: ${global.skipped}`, '');
+  else if (global?.global) {
+    const g = global.global;
+    const c = compareGlobal(global);
+    lines.push(
+      `[global-limit] ${global.info.title}`,
+      `tollgate  ${f(g.rps, 0)} req/s | @rate p50 ${f(g.p50, 3)}  p90 ${f(g.p90, 3)}  p99 ${f(g.p99, 3)} ms | ` +
+        `CPU µs/req ${f(g.cpuUsPerReq, 0)} | redis CPU% ${f(global.redisCpuAtRate)} @rate / ${f(global.redisCpuAtMax)} max`,
+      c
+        ? `vs local (get): +p50 ${signed(c.p50, 3)} ms, +p90 ${signed(c.p90, 3)} ms, +p99 ${signed(c.p99, 3)} ms, throughput ${fmtRatio(c.rpsRatio)}`
+        : 'vs local: n/a (no get case in this run)',
+      `fallbacks to local buckets: ${global.fallbacks}`,
+      '',
+    );
+  }
+  if (primary) for (const v of verdicts(by, primary.ratios)) lines.push(`${mark(v)} ${v.label}: ${v.value}`);
+  const gv = global ? compareGlobal(global) : null;
+  if (gv) lines.push(`${mark(gv.verdict)} ${gv.verdict.label}: ${gv.verdict.value}`);
+  const foreign = Math.max(0, ...whole.map((s) => s.foreignMax), global?.global?.foreignMax ?? 0);
   lines.push(
     foreign > FOREIGN_CPU_LIMIT_PCT
       ? `⚠️  other processes used up to ${foreign.toFixed(0)} % of a core during measurement: noisy run`

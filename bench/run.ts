@@ -10,11 +10,14 @@
  * Three cases, each on its own route: `get` (the primary case, judged by the
  * targets), `body-schema` (a POST with a 1 KB JSON body that Tollgate validates
  * against a JSON Schema) and `omit-fields` (a GET whose ~1 KB JSON answer
- * Tollgate minimizes). Every response must have the case's status (200, or 201
+ * Tollgate minimizes), plus `global-limit` (tollgate only: the GET case on a
+ * route whose per-user limit has `scope: Global`, kept in a redis-server the
+ * bench starts, pinned with the upstream, and compared with the `get` case's
+ * local limit; skipped, and said so in the report, without `redis-server`). Every response must have the case's status (200, or 201
  * for the POST); anything else fails the run. Every case's latency at the fixed
  * rate is measured before any saturation window. Rewrites bench/RESULTS.md on a
  * full run. Flags: --quick, --only direct,baseline,tollgate, --cases
- * get,body-schema,omit-fields, --cpu-prof, --rounds N (every case; default 2
+ * get,body-schema,omit-fields,global-limit, --cpu-prof, --rounds N (every case; default 2
  * for get and 1 for the others), --write, --agent-node-options "V8/node flags
  * for the agent only". Children run in their own process groups and are killed
  * on any exit.
@@ -30,7 +33,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -50,6 +53,7 @@ import { summarizeFile } from './profile-summary.ts';
 import {
   type CaseInfo,
   type CaseResult,
+  type GlobalLimitReport,
   type Meta,
   ratios,
   renderMarkdown,
@@ -96,9 +100,11 @@ interface BenchCase extends CaseInfo {
   shape: RequestShape;
   /** Extra request headers (Content-Type for a body). */
   headers: Record<string, string>;
+  /** Measured on tollgate alone (direct and baseline have no policy to compare with). */
+  tollgateOnly?: boolean;
 }
 
-const CASE_IDS = ['get', 'body-schema', 'omit-fields'] as const;
+const CASE_IDS = ['get', 'body-schema', 'omit-fields', 'global-limit'] as const;
 type CaseId = (typeof CASE_IDS)[number];
 
 function parseFlags() {
@@ -117,7 +123,8 @@ function parseFlags() {
   } catch (e) {
     process.stderr.write(
       `bench: ${(e as Error).message}\n` +
-        'usage: npm run bench -- [--quick] [--only direct,baseline,tollgate] [--cases get,body-schema,omit-fields]\n' +
+        'usage: npm run bench -- [--quick] [--only direct,baseline,tollgate]\n' +
+        '       [--cases get,body-schema,omit-fields,global-limit]\n' +
         '       [--cpu-prof] [--rounds N] [--write]\n' +
         "       [--agent-node-options='--v8-flag ...'] (a value starting with - needs the = form)\n",
     );
@@ -192,6 +199,19 @@ const CASES: BenchCase[] = (
         '`response.omitFields: [internalCost, supplier.contact, items.cost]` (the answer is buffered, parsed, ' +
         'filtered and serialized again)',
       rounds: plan.extraRounds,
+    },
+    {
+      id: 'global-limit',
+      title: 'GET with a `scope: Global` rate limit in Redis (tollgate only, against the get case)',
+      path: `/v1/users/${SUB}/global-orders/7`,
+      shape: {},
+      headers: {},
+      tollgateOnly: true,
+      request: `\`GET /v1/users/${SUB}/global-orders/7\` → 200 with the get case's 70-byte JSON body`,
+      route:
+        "route `get-order-global`: the get case's JWT/CEL/claim header, its per-user limit with " +
+        '`scope: Global` (one Lua script round trip per request to a local `redis-server`, agent flag `--redis-url`)',
+      rounds: plan.rounds,
     },
   ] satisfies BenchCase[]
 ).filter((c) => onlyCases.includes(c.id));
@@ -270,11 +290,115 @@ function omittedPresent(text: string): string[] {
   return present;
 }
 
+function commandExists(name: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** One raw RESP command to 127.0.0.1:port; resolves with the whole reply text (read until `done` says so). */
+function resp(
+  port: number,
+  args: string[],
+  done: (reply: string) => boolean,
+  timeoutMs = 2_000,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let reply = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(
+        new Error(`redis ${args[0]}: no complete reply in ${timeoutMs} ms (got ${JSON.stringify(reply)})`),
+      );
+    }, timeoutMs);
+    socket.setEncoding('utf8');
+    socket.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    socket.on('data', (chunk: string) => {
+      reply += chunk;
+      if (done(reply)) {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve(reply);
+      }
+    });
+    socket.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`);
+  });
+}
+
+/** The keys matching `pattern` (raw RESP KEYS; the bench's Redis holds a handful). */
+async function redisKeys(port: number, pattern: string): Promise<string[]> {
+  const complete = (r: string) => {
+    const m = /^\*(-?\d+)\r\n/.exec(r);
+    if (!m) return r.startsWith('-') && r.endsWith('\r\n');
+    return r.split('\r\n').length - 2 >= Number(m[1]) * 2;
+  };
+  const reply = await resp(port, ['KEYS', pattern], complete);
+  if (reply.startsWith('-')) throw new Error(`redis KEYS: ${reply.trim()}`);
+  return reply
+    .split('\r\n')
+    .slice(1)
+    .filter((line, i) => i % 2 === 1 && line !== '');
+}
+
+/** Starts redis-server on a free port, pinned with the upstream (CPU 1); resolves once it answers PING. */
+async function startRedis(): Promise<{ process: BenchChild; port: number }> {
+  for (let attempt = 1; ; attempt += 1) {
+    const [port] = await freePorts(1);
+    if (port === undefined) throw new Error('no free port for redis-server');
+    const child = new BenchChild(
+      'redis-server',
+      'redis-server',
+      ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'],
+      { cpu: 1 },
+    );
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && child.running) {
+      try {
+        if ((await resp(port, ['PING'], (r) => r.endsWith('\r\n'), 500)).startsWith('+PONG'))
+          return { process: child, port };
+      } catch {
+        // not listening yet
+      }
+      await sleep(100);
+    }
+    const tail = child.tail();
+    await child.stop();
+    if (attempt >= 3 || !/Address already in use/i.test(tail))
+      throw new Error(`redis-server did not answer PING on port ${port}:\n${tail}`);
+  }
+}
+
+function infoOf(c: BenchCase): CaseInfo {
+  const { path: _path, shape: _shape, headers: _headers, tollgateOnly: _only, ...info } = c;
+  return info;
+}
+
+const mean = (xs: number[]) => (xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
+
 interface Target {
   name: TargetName;
   /** http://HOST:PORT */
   origin: string;
   process: BenchChild;
+  /** tollgate's admin listener (http://HOST:PORT), for /metrics. */
+  admin?: string;
+}
+
+/** Sum of a Prometheus counter's series in tollgate's /metrics (0 when absent). */
+async function metricSum(admin: string, name: string): Promise<number> {
+  const text = await (await fetch(`${admin}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n'))
+    if (line.startsWith(name) && /^[^ {]+(\{[^}]*\})? /.test(line) && line.split(/[ {]/)[0] === name)
+      sum += Number(line.slice(line.lastIndexOf(' ') + 1)) || 0;
+  return sum;
 }
 
 function cpuModel(): string {
@@ -306,7 +430,12 @@ function agentNodeVersion(): string {
 
 let tollgateSpawnedAt = 0;
 
-async function startTollgate(policyPath: string, upstream: string, profileName: string): Promise<Target> {
+async function startTollgate(
+  policyPath: string,
+  upstream: string,
+  profileName: string,
+  redisUrl: string | null,
+): Promise<Target> {
   if (!existsSync(join(root, 'dist/cli/main.js')))
     throw new Error('dist/ is missing: run `npm run build` first');
   for (let attempt = 1; ; attempt += 1) {
@@ -324,6 +453,7 @@ async function startTollgate(policyPath: string, upstream: string, profileName: 
       `127.0.0.1:${admin}`,
       '--log-level',
       'warn',
+      ...(redisUrl ? ['--redis-url', redisUrl] : []),
     ];
     const child = cpuProf
       ? new BenchChild(
@@ -346,7 +476,12 @@ async function startTollgate(policyPath: string, upstream: string, profileName: 
       : new BenchChild('tollgate', join(root, 'bin/tollgate'), agentArgs, { cpu: 1, env: agentEnv });
     try {
       await waitReady(`http://127.0.0.1:${admin}/readyz`, child, 15_000);
-      return { name: 'tollgate', origin: `http://127.0.0.1:${listen}`, process: child };
+      return {
+        name: 'tollgate',
+        origin: `http://127.0.0.1:${listen}`,
+        process: child,
+        admin: `http://127.0.0.1:${admin}`,
+      };
     } catch (e) {
       await child.stop();
       // The ports were free a moment ago; another process may have taken one in between.
@@ -383,6 +518,19 @@ async function main(): Promise<void> {
     const upstream = new BenchChild('upstream', process.execPath, [join(bench, 'upstream.ts')], { cpu: 1 });
     const upstreamAddr = await upstream.jsonField('listen', 10_000);
     const upstreamOrigin = `http://${upstreamAddr}`;
+    // The global-limit case needs tollgate and a redis-server; without either it is skipped, and said so.
+    const wantGlobal = CASES.some((c) => c.id === 'global-limit');
+    const globalSkip = !wantGlobal
+      ? null
+      : !selected.includes('tollgate')
+        ? 'tollgate is not among the targets (--only)'
+        : !commandExists('redis-server')
+          ? '`redis-server` is not on PATH (install Redis, e.g. `apt-get install redis-server`, to measure it)'
+          : null;
+    if (wantGlobal && globalSkip) log(`global-limit case SKIPPED: ${globalSkip}`);
+    const measured = CASES.filter((c) => c.id !== 'global-limit' || globalSkip === null);
+    const redis = wantGlobal && globalSkip === null ? await startRedis() : null;
+    if (redis) log(`redis-server pid ${redis.process.pid} on 127.0.0.1:${redis.port}`);
     const targets: Target[] = [];
     for (const name of selected) {
       if (name === 'direct') targets.push({ name, origin: upstreamOrigin, process: upstream });
@@ -395,14 +543,25 @@ async function main(): Promise<void> {
         );
         targets.push({ name, origin: `http://${await child.jsonField('listen', 10_000)}`, process: child });
       }
-      if (name === 'tollgate') targets.push(await startTollgate(policyPath, upstreamOrigin, profileName));
+      if (name === 'tollgate')
+        targets.push(
+          await startTollgate(
+            policyPath,
+            upstreamOrigin,
+            profileName,
+            redis ? `redis://127.0.0.1:${redis.port}` : null,
+          ),
+        );
     }
     log(
       `started: ${targets.map((t) => `${t.name} ${new URL(t.origin).host} (pid ${t.process.pid})`).join(', ')}`,
     );
 
     // Preflight: the same requests succeed everywhere, and Tollgate really enforces the policy.
-    const byId = new Map(CASES.map((c) => [c.id, c]));
+    let globalKeys: string[] = [];
+    const byId = new Map(measured.map((c) => [c.id, c]));
+    const targetsFor = (c: BenchCase) =>
+      c.tollgateOnly ? targets.filter((t) => t.name === 'tollgate') : targets;
     const seenUser = (t: Target) => (res: Response) =>
       t.name === 'tollgate' && res.headers.get('x-seen-user-id') !== SUB
         ? `the upstream did not receive x-user-id: ${SUB} (got ${res.headers.get('x-seen-user-id')})`
@@ -462,6 +621,41 @@ async function main(): Promise<void> {
           );
         }
       }
+      const global = byId.get('global-limit');
+      if (global && redis && t.name === 'tollgate') {
+        await expectStatus(
+          'tollgate global-limit GET',
+          t.origin + global.path,
+          { headers: auth },
+          200,
+          (res) =>
+            res.headers.get('ratelimit-limit') === null ? 'no RateLimit-Limit header' : seenUser(t)(res),
+        );
+        // A bucket of 10M tokens/s is full again ~2 ms after a take, and its key expires then: look for it
+        // while 4 loops of requests keep it alive (the first calls may also go to the local buckets while the
+        // agent's Redis connection opens).
+        const found = (ks: string[]) => ks.some((k) => k.includes(':per-user-global:'));
+        let keys: string[] = [];
+        let stop = false;
+        const loops = Array.from({ length: 4 }, async () => {
+          while (!stop)
+            await expectStatus('tollgate global-limit GET', t.origin + global.path, { headers: auth }, 200);
+        });
+        try {
+          for (const deadline = Date.now() + 5_000; Date.now() < deadline && !found(keys); ) {
+            await sleep(20);
+            keys = await redisKeys(redis.port, 'tollgate:*');
+          }
+        } finally {
+          stop = true;
+          await Promise.all(loops);
+        }
+        if (!found(keys))
+          throw new Error(
+            `preflight tollgate global-limit: no per-user-global bucket in Redis (KEYS tollgate:* → ${JSON.stringify(keys)}); agent output:\n${t.process.tail()}`,
+          );
+        globalKeys = keys;
+      }
       const omit = byId.get('omit-fields');
       if (omit) {
         await expectStatus(
@@ -484,21 +678,25 @@ async function main(): Promise<void> {
       }
     }
     log(
-      `preflight ok (${CASES.map((c) => c.id).join(', ')}): expected statuses on every target; tollgate ` +
+      `preflight ok (${measured.map((c) => c.id).join(', ')}): expected statuses on every target; tollgate ` +
         'answers 401 without a token, 403 for another user, 400 to invalid bodies, 415 to text/plain, ' +
-        'and omits internalCost, supplier.contact and items[].cost',
+        'and omits internalCost, supplier.contact and items[].cost' +
+        (globalKeys.length > 0 ? `; the Global limit's bucket is in Redis (${globalKeys.join(', ')})` : ''),
     );
 
     const alive = (t: Target) => {
-      for (const c of [t.process, upstream])
+      for (const c of [t.process, upstream, ...(redis ? [redis.process] : [])])
         if (!c.running) throw new Error(`${c.name} (pid ${c.pid}) died during the bench:\n${c.tail()}`);
     };
     const caseHeaders = (c: BenchCase) => ({ ...auth, ...c.headers });
+    const tollgateAdmin = targets.find((t) => t.name === 'tollgate')?.admin;
+    const FALLBACK = 'tollgate_ratelimit_fallback_total';
+    const fallbacksBefore = redis && tollgateAdmin ? await metricSum(tollgateAdmin, FALLBACK) : 0;
     await sleep(1_000);
     const loadStartedAt = performance.now();
     const rssAfterStart = new Map(targets.map((t) => [t.name, rssMiB(t.process.pid)]));
-    for (const c of CASES) {
-      for (const t of targets) {
+    for (const c of measured) {
+      for (const t of targetsFor(c)) {
         alive(t);
         log(`warm-up ${c.id} ${t.name} (${plan.warmupS} s)`);
         assertClean(
@@ -515,9 +713,9 @@ async function main(): Promise<void> {
     await sleep(1_500);
     const rssIdle = new Map(targets.map((t) => [t.name, rssMiB(t.process.pid)]));
     const runs = new Map<string, TargetRun[]>(
-      CASES.map((c) => [
+      measured.map((c) => [
         c.id,
-        targets.map((t) => ({
+        targetsFor(c).map((t) => ({
           name: t.name,
           pid: t.process.pid,
           affinity: affinityOf(t.process.pid),
@@ -533,15 +731,21 @@ async function main(): Promise<void> {
       if (!run) throw new Error(`no run for ${c.id} ${t.name}`);
       return run;
     };
-    const pidsOf = (t: Target) => (t.name === 'direct' ? [t.process.pid] : [t.process.pid, upstream.pid]);
+    // The global-limit case also samples redis-server (third process): its CPU is reported.
+    const pidsOf = (t: Target, c: BenchCase) =>
+      t.name === 'direct'
+        ? [t.process.pid]
+        : [t.process.pid, upstream.pid, ...(c.id === 'global-limit' && redis ? [redis.process.pid] : [])];
+    const redisCpu = { paced: [] as number[], max: [] as number[] };
     // Rounds interleave the targets (reversed every other round) so a drift of the machine hits all alike.
-    const order = (round: number) => (round % 2 === 0 ? targets : [...targets].reverse());
+    const order = (c: BenchCase, round: number) =>
+      round % 2 === 0 ? targetsFor(c) : [...targetsFor(c)].reverse();
 
     // Latency first, every case: the steady 1000 req/s state, before saturation grows the heaps (whose
     // later major GCs would otherwise land in the latency windows).
-    for (const c of CASES) {
+    for (const c of measured) {
       for (let round = 0; round < c.rounds; round += 1) {
-        for (const t of order(round)) {
+        for (const t of order(c, round)) {
           alive(t);
           log(
             `${c.id} round ${round + 1}/${c.rounds}: ${RATE} req/s ${t.name} (${plan.pacedWarmS} s + ${plan.pacedS} s)`,
@@ -569,13 +773,14 @@ async function main(): Promise<void> {
           try {
             const warmup = await client.waitJson('warmup', 30_000);
             assertClean(`${c.id} ${t.name} paced warm-up`, warmup as Counts, c.shape.okStatus);
-            const sampler = new UsageSampler(pidsOf(t), [client.pid]);
+            const sampler = new UsageSampler(pidsOf(t, c), [client.pid]);
             const result = await client.waitJson('result', (plan.pacedS + 15) * 1000);
             const usage = sampler.stop();
             const res = result as PacedResult;
             assertClean(`${c.id} ${t.name} at ${RATE} req/s`, res, c.shape.okStatus);
-            const [proxy, up] = usage.procs;
+            const [proxy, up, red] = usage.procs;
             if (!proxy) throw new Error('no process usage');
+            if (red) redisCpu.paced.push(red.cpuPct);
             runOf(c, t).paced.push({ res, proxy, upstream: up ?? null, ...usage });
           } finally {
             await client.stop();
@@ -584,14 +789,14 @@ async function main(): Promise<void> {
         }
       }
     }
-    for (const c of CASES) {
+    for (const c of measured) {
       for (let round = 0; round < c.rounds; round += 1) {
-        for (const t of order(round)) {
+        for (const t of order(c, round)) {
           log(
             `${c.id} round ${round + 1}/${c.rounds}: max throughput ${t.name} (${plan.maxS} s, ${CONNECTIONS} conns)`,
           );
           alive(t);
-          const sampler = new UsageSampler(pidsOf(t));
+          const sampler = new UsageSampler(pidsOf(t, c));
           const res = await maxThroughput(t.origin + c.path, caseHeaders(c), {
             connections: CONNECTIONS,
             durationS: plan.maxS,
@@ -599,8 +804,9 @@ async function main(): Promise<void> {
           });
           const usage = sampler.stop();
           assertClean(`${c.id} ${t.name} max throughput`, res, c.shape.okStatus);
-          const [proxy, up] = usage.procs;
+          const [proxy, up, red] = usage.procs;
           if (!proxy) throw new Error('no process usage');
+          if (red) redisCpu.max.push(red.cpuPct);
           runOf(c, t).max.push({ res, proxy, upstream: up ?? null, ...usage });
           log(
             `  ${res.rps.toFixed(0)} req/s, p50 ${res.p50} ms, p99 ${res.p99} ms, CPU ${proxy.cpuPct.toFixed(0)}%`,
@@ -610,13 +816,19 @@ async function main(): Promise<void> {
       }
     }
 
+    const fallbacks =
+      redis && tollgateAdmin ? (await metricSum(tollgateAdmin, FALLBACK)) - fallbacksBefore : 0;
+    if (fallbacks > 0)
+      log(
+        `WARNING: ${fallbacks} Global rate-limit calls fell back to local buckets (Redis slower than --redis-timeout)`,
+      );
     const tollgate = targets.find((t) => t.name === 'tollgate');
     if (cpuProf && tollgate) {
       log('stopping the agent so it writes its profile');
       await tollgate.process.stop(20_000);
     }
-    const results: CaseResult[] = CASES.map((c) => {
-      const { path: _path, shape: _shape, headers: _headers, ...info } = c;
+    const resultOf = (c: BenchCase): CaseResult => {
+      const info = infoOf(c);
       const caseRuns = runs.get(c.id) ?? [];
       const summaries = caseRuns.map(summarize);
       return {
@@ -625,7 +837,23 @@ async function main(): Promise<void> {
         summaries,
         ratios: ratios(Object.fromEntries(summaries.map((s) => [s.name, s]))),
       };
-    });
+    };
+    const results = measured.filter((c) => c.id !== 'global-limit').map(resultOf);
+    const globalCase = CASES.find((c) => c.id === 'global-limit');
+    const globalMeasured = measured.find((c) => c.id === 'global-limit');
+    const globalReport: GlobalLimitReport | null = globalCase
+      ? {
+          info: infoOf(globalCase),
+          skipped: globalSkip,
+          global: globalMeasured ? (resultOf(globalMeasured).summaries[0] ?? null) : null,
+          local:
+            results.find((r) => r.info.id === 'get')?.summaries.find((s) => s.name === 'tollgate') ?? null,
+          redisCpuAtRate: mean(redisCpu.paced),
+          redisCpuAtMax: mean(redisCpu.max),
+          redisKeys: globalKeys,
+          fallbacks,
+        }
+      : null;
     const meta: Meta = {
       date: new Date().toISOString(),
       cpuModel: cpuModel(),
@@ -653,12 +881,12 @@ async function main(): Promise<void> {
       !cpuProf &&
       agentNodeOptions === undefined;
     if (full || flags.write) {
-      writeFileSync(join(bench, 'RESULTS.md'), renderMarkdown(meta, results));
+      writeFileSync(join(bench, 'RESULTS.md'), renderMarkdown(meta, results, globalReport));
       log('wrote bench/RESULTS.md');
     } else {
       log('partial or quick run: bench/RESULTS.md left as it was (--write to overwrite)');
     }
-    process.stdout.write(`\n${renderSummary(results)}\n`);
+    process.stdout.write(`\n${renderSummary(results, globalReport)}\n`);
     if (cpuProf) {
       const file = join(bench, 'profiles', profileName);
       const found = existsSync(file) ? file : null;
