@@ -3,6 +3,7 @@
  * description), parsed once, all problems listed together, then frozen.
  */
 import { parseArgs } from 'node:util';
+import { parseRedisTarget } from './pipeline/ratelimit/redis-client.ts';
 
 export interface HostPort {
   host: string;
@@ -48,7 +49,8 @@ export const AGENT_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'log-level': { type: 'string', default: 'info', description: 'debug | info | warn | error' },
   'redis-url': {
     type: 'string',
-    description: 'redis:// or rediss:// (TLS) URL shared by Global rate limits; none: they act per sidecar',
+    description:
+      'Redis for Global rate limits: redis://, rediss:// (TLS), redis-sentinel://h1,h2/master or redis-cluster://h1,h2; none: per sidecar',
   },
   'redis-timeout': {
     type: 'string',
@@ -108,17 +110,13 @@ function parseUpstream(text: string | undefined, problems: string[]): URL {
 
 function parseRedisUrl(text: string | undefined, problems: string[]): string | null {
   if (text === undefined) return null;
-  try {
-    const url = new URL(text);
-    if (url.protocol !== 'redis:' && url.protocol !== 'rediss:')
-      problems.push('--redis-url: expected redis:// or rediss:// (TLS)');
-    else if (!url.hostname) problems.push('--redis-url: no host');
-    return text;
-  } catch {
+  const target = parseRedisTarget(text);
+  if (typeof target === 'string') {
     // The text may carry a password: never echo it.
-    problems.push('--redis-url: not a URL');
+    problems.push(`--redis-url: ${target}`);
     return null;
   }
+  return text;
 }
 
 function parseTimeout(text: string, problems: string[]): number {
