@@ -130,7 +130,7 @@ describe('parseAgentConfig', () => {
     assert.equal(problems([...REQUIRED, '--labels= =v']).length, 1);
   });
 
-  test('--redis-url: redis:// or rediss://, credentials allowed, never echoed in a problem', () => {
+  test('--redis-url: redis://, rediss://, Sentinel or Cluster; credentials allowed, never echoed in a problem', () => {
     assert.equal(parse(REQUIRED).redisUrl, null);
     assert.equal(parse(REQUIRED).redisTimeoutMs, 50);
     const c = parse([
@@ -147,7 +147,14 @@ describe('parseAgentConfig', () => {
       'redis://127.0.0.1:6379',
     );
     assert.deepEqual(problems([...REQUIRED, '--redis-url', 'http://redis:6379']), [
-      '--redis-url: expected redis:// or rediss:// (TLS)',
+      '--redis-url: expected redis://, rediss:// (TLS), redis-sentinel:// or redis-cluster://',
+    ]);
+    assert.equal(
+      parse([...REQUIRED, '--redis-url', 'redis-sentinel://s1,s2/mymaster']).redisUrl,
+      'redis-sentinel://s1,s2/mymaster',
+    );
+    assert.deepEqual(problems([...REQUIRED, '--redis-url', 'redis-cluster://u:s3cret@a:99999']), [
+      '--redis-url: bad host list (host[:port],host[:port]...)',
     ]);
     const secret = problems([...REQUIRED, '--redis-url', 'redis://app:s3cret@bad host']);
     assert.deepEqual(secret, ['--redis-url: not a URL']);
