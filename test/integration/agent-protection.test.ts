@@ -7,11 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { type IncomingHttpHeaders, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { startAgent, startUpstream } from '../support/agent-process.ts';
+import { type Reply, send, startAgent, startUpstream } from '../support/agent-process.ts';
 import { type JwksServer, startJwksServer } from '../support/jwks-server.ts';
 
 function policyYaml(jwks: JwksServer): string {
@@ -40,12 +39,6 @@ spec:
 `;
 }
 
-interface Reply {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
 /** One request from the given loopback source address. */
 function sendFrom(
   localAddress: string,
@@ -53,18 +46,7 @@ function sendFrom(
   path: string,
   headers: Record<string, string> = {},
 ): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, headers, localAddress, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        body += c;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  return send(port, path, headers, 'GET', localAddress);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

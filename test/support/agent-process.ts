@@ -65,14 +65,17 @@ export interface Reply {
   body: string;
 }
 
+/** Sends a request with the path exactly as given; `localAddress` picks the client address (127.0.0.0/8). */
 export function send(
   port: number,
   path: string,
   headers: Record<string, string> = {},
   method = 'GET',
+  localAddress?: string,
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method, headers, agent: false }, (res) => {
+    const options = { host: '127.0.0.1', port, path, method, headers, agent: false as const };
+    const req = request(localAddress ? { ...options, localAddress } : options, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => {
