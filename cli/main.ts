@@ -22,7 +22,7 @@ Commands:
   test -f FILE CASES.yaml              run request cases against a policy (CI)
   inventory --admin HOST:PORT [...]    what a running agent has seen; --suggest drafts routes
 
-Run 'tollgate COMMAND --help' for a command's options.`;
+Run 'tollgate COMMAND --help' (or 'tollgate help COMMAND') for a command's options.`;
 
 type Command = (args: string[], io: CliIo) => number | Promise<number>;
 
@@ -53,6 +53,11 @@ function version(): string {
 /** Runs the CLI; returns the exit code. */
 export async function main(argv: string[], io: CliIo): Promise<number> {
   const [command, ...rest] = argv;
+  const topic = command === 'help' && rest[0] !== undefined ? COMMANDS[rest[0]] : undefined;
+  if (topic) {
+    io.out(topic.help);
+    return EXIT.ok;
+  }
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     io.out(MAIN_HELP);
     return command === undefined ? EXIT.usage : EXIT.ok;

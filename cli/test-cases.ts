@@ -4,7 +4,6 @@
  * `ok`/`not ok` line per case, a summary, exit 1 on any mismatch).
  */
 import { type Static, Type } from '@sinclair/typebox';
-import type { CompiledRateLimit } from '../policy/compile/bundle.ts';
 import { formatDiagnostic } from '../policy/diagnostics.ts';
 import { decide, type RequestFacts } from '../policy/engine/decide.ts';
 import type { PolicyEngine } from '../policy/engine/engine.ts';

@@ -59,10 +59,15 @@ describe('runtime', () => {
     assert.equal(tollgate('check', '-f', example).code, 2);
     assert.equal(tollgate('check', '-f', example, 'GET /x', '--claims', '[1]').code, 2);
     assert.equal(tollgate('check', '-f', example, 'not-a-request-line').code, 2);
-    for (const cmd of ['validate', 'check', 'test']) {
-      const h = tollgate(cmd, '--help');
-      assert.equal(h.code, 0);
-      assert.match(h.out, new RegExp(`Usage: tollgate ${cmd}`));
+    for (const cmd of ['validate', 'check', 'test', 'agent']) {
+      for (const args of [
+        [cmd, '--help'],
+        ['help', cmd],
+      ]) {
+        const h = tollgate(...args);
+        assert.equal(h.code, 0, args.join(' '));
+        assert.match(h.out, new RegExp(`Usage: tollgate ${cmd}`));
+      }
     }
   });
 });
