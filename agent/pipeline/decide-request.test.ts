@@ -509,6 +509,21 @@ describe('decideRequest: rate limits', () => {
     errorOf(await decide(enforce, '/v1/quiet'), 'ERR_RATE_LIMITED');
   });
 
+  test('a limit keyed by a header: one bucket per value, and one for requests without it', async () => {
+    const keyed = engineOf(
+      apiPolicy({
+        rateLimits: [{ name: 'per-key', key: { header: 'X-Api-Key' }, limit: 1, period: '1m' }],
+        routes: [{ name: 'api', methods: ['GET'], path: '/v1/api', public: true, rateLimit: 'per-key' }],
+      }),
+    );
+    const withKey = (k: string) => ({ headers: { 'x-api-key': k } });
+    planOf(await decide(keyed, '/v1/api', withKey('a')));
+    errorOf(await decide(keyed, '/v1/api', withKey('a')), 'ERR_RATE_LIMITED');
+    planOf(await decide(keyed, '/v1/api', withKey('b')));
+    planOf(await decide(keyed, '/v1/api'));
+    errorOf(await decide(keyed, '/v1/api'), 'ERR_RATE_LIMITED');
+  });
+
   test('several limits: the headers report the one closest to refusing', async () => {
     const alice = bearer(await token());
     const p = planOf(await decide(enforce, '/v1/mine', { headers: alice }));

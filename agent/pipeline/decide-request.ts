@@ -164,7 +164,7 @@ export async function decideRequest(
   const responseHeaders: Record<string, string> = {};
   if (route && route.limits.length > 0) {
     // Header keys are rare: flatten the headers only when a limit needs one.
-    const headers = route.limits.some((l) => l.key.kind === 'header') ? flatHeaders(req) : {};
+    const headers = route.limitsReadHeaders ? flatHeaders(req) : {};
     const facts = {
       method,
       target: target.path,

@@ -27,6 +27,8 @@ export interface RouteRuntime {
   route: CompiledRoute;
   access: AccessRuntime;
   limits: CompiledRateLimit[];
+  /** Whether a limit is keyed by a request header (computed once per bundle). */
+  limitsReadHeaders: boolean;
 }
 
 /** Outcome of normalizing and routing a request target. */
@@ -57,7 +59,16 @@ export class PolicyRuntime {
       } catch (e) {
         throw new BundleLoadError(`route ${route.name}: ${(e as Error).message}`);
       }
-      return { template: t.template, methods: route.methods, value: { route, access, limits: routeLimits } };
+      return {
+        template: t.template,
+        methods: route.methods,
+        value: {
+          route,
+          access,
+          limits: routeLimits,
+          limitsReadHeaders: routeLimits.some((l) => l.key.kind === 'header'),
+        },
+      };
     });
     this.#matcher = new RouteMatcher(routes);
   }
