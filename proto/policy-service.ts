@@ -1,0 +1,69 @@
+/**
+ * The TypeScript side of proto/tollgate/v1/policy.proto: the service definition
+ * loaded once (lazily, not at import time) with @grpc/proto-loader, and the
+ * message shapes both the agent and the operator use. Field names are the
+ * proto's in camelCase; a message's `kind` names the oneof member that is set.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { ServiceDefinition } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+
+/** The .proto file: beside this module in the source tree, two levels up from dist/proto/ in a build. */
+export const POLICY_PROTO = [
+  new URL('./tollgate/v1/policy.proto', import.meta.url),
+  new URL('../../proto/tollgate/v1/policy.proto', import.meta.url),
+]
+  .map((u) => fileURLToPath(u))
+  .find((p) => existsSync(p)) as string;
+
+/** The audience of the projected ServiceAccount token a sidecar presents. */
+export const TOKEN_AUDIENCE = 'tollgate';
+
+export interface Hello {
+  podName: string;
+  podNamespace: string;
+  token: string;
+  appPort: number;
+  bundleVersion: string;
+  agentVersion: string;
+}
+export interface Ack {
+  version: string;
+}
+export interface Nack {
+  version: string;
+  error: string;
+}
+export interface Report {
+  kind: string;
+  json: string;
+}
+export type SidecarMessage =
+  | { kind: 'hello'; hello: Hello }
+  | { kind: 'ack'; ack: Ack }
+  | { kind: 'nack'; nack: Nack }
+  | { kind: 'report'; report: Report };
+
+export interface Bundle {
+  version: string;
+  json: string;
+}
+export type OperatorMessage = { kind: 'bundle'; bundle: Bundle };
+
+let definition: ServiceDefinition | undefined;
+
+/** `tollgate.v1.PolicyService`, for `server.addService` and `makeGenericClientConstructor`. */
+export function policyServiceDefinition(): ServiceDefinition {
+  if (definition === undefined) {
+    const pkg = loadSync(POLICY_PROTO, {
+      keepCase: false,
+      longs: Number,
+      enums: String,
+      defaults: true,
+      oneofs: true,
+    });
+    definition = pkg['tollgate.v1.PolicyService'] as unknown as ServiceDefinition;
+  }
+  return definition;
+}
