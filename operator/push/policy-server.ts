@@ -1,0 +1,203 @@
+/**
+ * The operator's gRPC endpoint: `tollgate.v1.PolicyService.Stream` over TLS.
+ * The first message must be a Hello; once it is authenticated the stream
+ * becomes a session, is sent its workload's bundle and every later change
+ * (through the push queue), and its ACKs and NACKs are recorded. A refused
+ * Hello ends the stream with the status `authenticateHello` chose.
+ */
+import { status as GrpcStatus, Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
+import type { Hello, OperatorMessage, SidecarMessage } from '../../proto/policy-service.ts';
+import { policyServiceDefinition } from '../../proto/policy-service.ts';
+import type { PushQueue } from './push-queue.ts';
+import type { SessionRegistry, SidecarSession } from './sessions.ts';
+import type { HelloOutcome } from './sidecar-auth.ts';
+
+/** The logging calls the server makes (pino's shape). */
+export interface PushLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  debug(obj: object, msg: string): void;
+}
+
+export interface PolicyServerOptions {
+  /** `HOST:PORT` (port 0 picks a free one). */
+  listen: string;
+  /** PEM serving certificate chain and key. */
+  tls: { cert: string; key: string };
+  authenticate: (hello: Hello) => Promise<HelloOutcome>;
+  sessions: SessionRegistry;
+  queue: PushQueue;
+  log: PushLogger;
+  /** Time a new stream has to send its Hello. Default 10 s. */
+  helloTimeoutMs?: number;
+  onAck?: (session: SidecarSession, version: string) => void;
+  onNack?: (session: SidecarSession, version: string, error: string) => void;
+  onConnect?: (session: SidecarSession) => void;
+  onDisconnect?: (session: SidecarSession) => void;
+}
+
+type Call = ServerDuplexStream<SidecarMessage, OperatorMessage>;
+
+export class PolicyServer {
+  readonly #options: PolicyServerOptions;
+  readonly #server = new Server({
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  #nextId = 1;
+
+  constructor(options: PolicyServerOptions) {
+    this.#options = options;
+  }
+
+  /** Binds and serves; resolves with the port. */
+  async start(): Promise<number> {
+    this.#server.addService(policyServiceDefinition(), {
+      Stream: (call: Call) => this.#stream(call),
+    });
+    const { cert, key } = this.#options.tls;
+    const credentials = ServerCredentials.createSsl(
+      null,
+      [{ cert_chain: Buffer.from(cert), private_key: Buffer.from(key) }],
+      false,
+    );
+    return new Promise((resolve, reject) => {
+      this.#server.bindAsync(this.#options.listen, credentials, (error, port) =>
+        error ? reject(error) : resolve(port),
+      );
+    });
+  }
+
+  /** Stops accepting, ends every stream. */
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#server.forceShutdown();
+        resolve();
+      }, 1000);
+      this.#server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** Ends every open stream now (the sidecars reconnect): for tests and shutdown. */
+  forceShutdown(): void {
+    this.#server.forceShutdown();
+  }
+
+  #stream(call: Call): void {
+    const o = this.#options;
+    let session: SidecarSession | undefined;
+    let greeted = false;
+    let ended = false;
+    const end = (code: GrpcStatus, details: string) => {
+      if (ended) return;
+      ended = true;
+      clearTimeout(timer);
+      call.emit('error', { code, details, metadata: undefined });
+    };
+    const timer = setTimeout(
+      () => end(GrpcStatus.UNAUTHENTICATED, 'no hello received in time'),
+      o.helloTimeoutMs ?? 10_000,
+    );
+    const cleanup = () => {
+      ended = true;
+      clearTimeout(timer);
+      if (session) {
+        o.sessions.remove(session);
+        o.onDisconnect?.(session);
+        o.log.info({ 'pod.namespace': session.namespace, 'pod.name': session.pod }, 'sidecar disconnected');
+        session = undefined;
+      }
+    };
+    call.on('data', (message: SidecarMessage) => {
+      if (!greeted) {
+        greeted = true;
+        clearTimeout(timer);
+        if (message.kind !== 'hello')
+          return end(GrpcStatus.INVALID_ARGUMENT, 'the first message must be a hello');
+        this.#greet(call, message.hello, end).then(
+          (s) => {
+            session = s;
+          },
+          (e: unknown) => end(GrpcStatus.INTERNAL, `hello failed: ${(e as Error).message}`),
+        );
+        return;
+      }
+      if (!session) return;
+      switch (message.kind) {
+        case 'ack':
+          session.ack = { version: message.ack.version, nack: null };
+          o.onAck?.(session, message.ack.version);
+          break;
+        case 'nack':
+          session.ack = {
+            version: session.ack.version,
+            nack: { version: message.nack.version, error: message.nack.error },
+          };
+          o.log.warn(
+            {
+              'pod.namespace': session.namespace,
+              'pod.name': session.pod,
+              version: message.nack.version,
+              error: message.nack.error,
+            },
+            'sidecar rejected bundle',
+          );
+          o.onNack?.(session, message.nack.version, message.nack.error);
+          break;
+        case 'report':
+          o.log.debug({ 'pod.name': session.pod, kind: message.report.kind }, 'sidecar report');
+          break;
+        case 'hello':
+          end(GrpcStatus.INVALID_ARGUMENT, 'hello sent twice');
+          break;
+      }
+    });
+    call.on('end', () => {
+      cleanup();
+      call.end();
+    });
+    call.on('cancelled', cleanup);
+    call.on('close', cleanup);
+    call.on('error', cleanup);
+  }
+
+  async #greet(
+    call: Call,
+    hello: Hello,
+    end: (code: GrpcStatus, details: string) => void,
+  ): Promise<SidecarSession | undefined> {
+    const o = this.#options;
+    const outcome = await o.authenticate(hello);
+    const who = { 'pod.namespace': hello.podNamespace, 'pod.name': hello.podName };
+    if (!outcome.ok) {
+      o.log.warn({ ...who, code: GrpcStatus[outcome.code], reason: outcome.message }, 'sidecar refused');
+      end(outcome.code, outcome.message);
+      return undefined;
+    }
+    if (call.cancelled || call.destroyed) return undefined;
+    const session: SidecarSession = {
+      id: this.#nextId++,
+      namespace: outcome.pod.namespace,
+      pod: outcome.pod.name,
+      // A sidecar that restored a bundle from its state dir runs it: no need to send it again.
+      sentVersion: hello.bundleVersion,
+      ack: { version: hello.bundleVersion, nack: null },
+      send: (version, json) => {
+        call.write({ kind: 'bundle', bundle: { version, json } });
+      },
+    };
+    o.sessions.add(session);
+    o.log.info(
+      { ...who, 'agent.version': hello.agentVersion, 'bundle.version': hello.bundleVersion },
+      'sidecar connected',
+    );
+    o.onConnect?.(session);
+    o.queue.pushNow(session);
+    return session;
+  }
+}
