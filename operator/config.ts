@@ -1,0 +1,161 @@
+/**
+ * The operator's process configuration: every flag declared once (name,
+ * default, description), parsed once with all problems listed, then frozen.
+ * Defaults for the lease identity and namespace come from the downward-API
+ * environment (POD_NAME, POD_NAMESPACE) the chart sets.
+ */
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { parseDuration } from '../policy/units.ts';
+
+export interface OperatorConfig {
+  kubeconfig: string | null;
+  grpcListen: { host: string; port: number };
+  healthListen: { host: string; port: number };
+  /** `namespace/name` of the kubernetes.io/tls Secret with the gRPC serving certificate. */
+  servingSecret: { namespace: string; name: string };
+  /** Namespace of the leader-election Lease. */
+  namespace: string;
+  leaseName: string;
+  identity: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+interface FlagSpec {
+  type: 'string' | 'boolean';
+  default?: string;
+  description: string;
+}
+
+export const OPERATOR_FLAGS: Readonly<Record<string, FlagSpec>> = {
+  kubeconfig: { type: 'string', description: 'kubeconfig file (default: in-cluster, else ~/.kube/config)' },
+  'grpc-listen': {
+    type: 'string',
+    default: '0.0.0.0:15010',
+    description: 'policy stream (gRPC over TLS) HOST:PORT',
+  },
+  'health-listen': {
+    type: 'string',
+    default: '0.0.0.0:8080',
+    description: '/healthz /readyz /metrics HOST:PORT',
+  },
+  'serving-secret': {
+    type: 'string',
+    default: 'tollgate-system/tollgate-operator-tls',
+    description: 'NAMESPACE/NAME of the kubernetes.io/tls Secret the gRPC server presents',
+  },
+  namespace: {
+    type: 'string',
+    description: 'namespace of the leader Lease (default $POD_NAMESPACE, else tollgate-system)',
+  },
+  'lease-name': {
+    type: 'string',
+    default: 'tollgate-operator',
+    description: 'name of the leader-election Lease',
+  },
+  identity: {
+    type: 'string',
+    description: 'this replica in the Lease (default $POD_NAME, else the host name)',
+  },
+  'lease-duration': {
+    type: 'string',
+    default: '15s',
+    description: 'how long a leader holds the Lease unrenewed',
+  },
+  'renew-deadline': {
+    type: 'string',
+    default: '10s',
+    description: 'a leader that cannot renew this long steps down',
+  },
+  'retry-period': { type: 'string', default: '2s', description: 'interval of Lease attempts and renewals' },
+  'log-level': { type: 'string', default: 'info', description: 'debug | info | warn | error' },
+  help: { type: 'boolean', description: 'show this help' },
+};
+
+export class OperatorConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(problems.join('; '));
+    this.problems = problems;
+  }
+}
+
+export function operatorHelp(): string {
+  const lines = ['Usage: tollgate operator [options]', '', 'Options:'];
+  for (const [name, spec] of Object.entries(OPERATOR_FLAGS)) {
+    const arg = spec.type === 'string' ? ` ${name.toUpperCase().replace('-', '_')}` : '';
+    const def = spec.default === undefined ? '' : ` (default ${spec.default})`;
+    lines.push(`${`  --${name}${arg}`.padEnd(30)} ${spec.description}${def}`);
+  }
+  return lines.join('\n');
+}
+
+function hostPort(flag: string, text: string, problems: string[]): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):(\d{1,5})$/.exec(text);
+  const port = Number(m?.[2]);
+  if (!m?.[1] || !Number.isInteger(port) || port > 65535) {
+    problems.push(`--${flag}: expected HOST:PORT, got ${JSON.stringify(text)}`);
+    return { host: '127.0.0.1', port: 0 };
+  }
+  return { host: m[1].replace(/^\[|\]$/g, ''), port };
+}
+
+function duration(flag: string, text: string, problems: string[]): number {
+  const ms = parseDuration(text);
+  if (ms === null || ms <= 0) {
+    problems.push(`--${flag}: expected a duration such as 15s, got ${JSON.stringify(text)}`);
+    return 1000;
+  }
+  return ms;
+}
+
+/** Parses operator flags; throws OperatorConfigError listing every problem. Returns null for --help. */
+export function parseOperatorConfig(
+  args: string[],
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): OperatorConfig | null {
+  const problems: string[] = [];
+  const options = Object.fromEntries(
+    Object.entries(OPERATOR_FLAGS).map(([k, s]) => [
+      k,
+      { type: s.type, ...(s.default ? { default: s.default } : {}) },
+    ]),
+  );
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+  } catch (e) {
+    problems.push((e as Error).message.split('\n')[0] ?? 'bad arguments');
+    values = parseArgs({ args, options, strict: false, allowPositionals: true }).values;
+  }
+  if (values.help === true && problems.length === 0) return null;
+  const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : '');
+  const secret = /^([a-z0-9-]{1,63})\/([a-z0-9.-]{1,253})$/.exec(str('serving-secret'));
+  if (!secret)
+    problems.push(`--serving-secret: expected NAMESPACE/NAME, got ${JSON.stringify(str('serving-secret'))}`);
+  const logLevel = str('log-level');
+  if (!['debug', 'info', 'warn', 'error'].includes(logLevel))
+    problems.push('--log-level: debug | info | warn | error');
+  const config: OperatorConfig = {
+    kubeconfig: str('kubeconfig') || null,
+    grpcListen: hostPort('grpc-listen', str('grpc-listen'), problems),
+    healthListen: hostPort('health-listen', str('health-listen'), problems),
+    servingSecret: { namespace: secret?.[1] ?? '', name: secret?.[2] ?? '' },
+    namespace: str('namespace') || env.POD_NAMESPACE || 'tollgate-system',
+    leaseName: str('lease-name'),
+    identity: str('identity') || env.POD_NAME || hostname(),
+    leaseDurationMs: duration('lease-duration', str('lease-duration'), problems),
+    renewDeadlineMs: duration('renew-deadline', str('renew-deadline'), problems),
+    retryPeriodMs: duration('retry-period', str('retry-period'), problems),
+    logLevel: logLevel as OperatorConfig['logLevel'],
+  };
+  if (config.renewDeadlineMs >= config.leaseDurationMs)
+    problems.push('--renew-deadline must be shorter than --lease-duration');
+  if (config.retryPeriodMs >= config.renewDeadlineMs)
+    problems.push('--retry-period must be shorter than --renew-deadline');
+  if (problems.length > 0) throw new OperatorConfigError(problems);
+  return Object.freeze(config);
+}

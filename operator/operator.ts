@@ -1,0 +1,391 @@
+/**
+ * The operator: informers on ApiPolicies, Pods and Namespaces feed the index;
+ * index changes enqueue pushes (to every sidecar this replica serves) and
+ * status reconciliation (written by the Lease leader only); sidecar ACKs are
+ * recorded on their Pods so the leader sees every replica's sidecars.
+ * Informer callbacks only update the index and enqueue, never do I/O.
+ */
+import {
+  AuthenticationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesObject,
+  PatchStrategy,
+  setHeaderOptions,
+} from '@kubernetes/client-node';
+import { Metrics } from '../agent/telemetry/metrics.ts';
+import type { PolicyBundle } from '../policy/compile/bundle.ts';
+import type { Hello } from '../proto/policy-service.ts';
+import type { OperatorConfig } from './config.ts';
+import { HealthServer } from './health-server.ts';
+import { keyOf, type PodInfo, PolicyIndex, podInfo } from './index/policy-index.ts';
+import { EventRecorder } from './kube/event-recorder.ts';
+import { ResilientInformer } from './kube/informer.ts';
+import { LeaderElector } from './kube/leader-election.ts';
+import type { KubeLogger } from './kube/log.ts';
+import { patchStatus } from './kube/status-patcher.ts';
+import { AckRecorder } from './push/ack-recorder.ts';
+import { PolicyServer } from './push/policy-server.ts';
+import { PushQueue } from './push/push-queue.ts';
+import { SessionRegistry } from './push/sessions.ts';
+import { authenticateHello, type TokenReviewResult } from './push/sidecar-auth.ts';
+import { type AckState, annotatedAck } from './status/policy-status.ts';
+import { StatusReconciler } from './status/status-reconciler.ts';
+
+export const GROUP = 'tollgate.dev';
+export const VERSION = 'v1alpha1';
+export const PLURAL = 'apipolicies';
+
+export interface OperatorOptions {
+  kubeConfig: KubeConfig;
+  config: Pick<
+    OperatorConfig,
+    | 'grpcListen'
+    | 'healthListen'
+    | 'servingSecret'
+    | 'namespace'
+    | 'leaseName'
+    | 'identity'
+    | 'leaseDurationMs'
+    | 'renewDeadlineMs'
+    | 'retryPeriodMs'
+  >;
+  log: KubeLogger;
+  /** Push debounce (default 20 ms) and status debounce (default 50 ms). */
+  pushDebounceMs?: number;
+  statusDebounceMs?: number;
+  /** Coalescing of ACK annotations on Pods. Default 100 ms. */
+  ackFlushMs?: number;
+}
+
+export interface OperatorAddresses {
+  grpcPort: number;
+  healthPort: number;
+}
+
+export class Operator {
+  readonly index = new PolicyIndex();
+  readonly sessions = new SessionRegistry();
+  readonly metrics = new Metrics();
+  readonly #o: OperatorOptions;
+  readonly #core: CoreV1Api;
+  readonly #custom: CustomObjectsApi;
+  readonly #auth: AuthenticationV1Api;
+  readonly #queue: PushQueue;
+  readonly #status: StatusReconciler;
+  readonly #acks: AckRecorder;
+  readonly #events: EventRecorder;
+  #informers: ResilientInformer<KubernetesObject>[] = [];
+  #server: PolicyServer | undefined;
+  #health: HealthServer | undefined;
+  #elector: LeaderElector | undefined;
+  #ready = false;
+
+  constructor(options: OperatorOptions) {
+    this.#o = options;
+    const kc = options.kubeConfig;
+    this.#core = kc.makeApiClient(CoreV1Api);
+    this.#custom = kc.makeApiClient(CustomObjectsApi);
+    this.#auth = kc.makeApiClient(AuthenticationV1Api);
+    this.#queue = new PushQueue({
+      sessions: this.sessions,
+      bundleFor: (s) => {
+        const pod = this.index.pod(s.namespace, s.pod);
+        return pod ? this.index.bundleFor(pod) : undefined;
+      },
+      debounceMs: options.pushDebounceMs ?? 20,
+      onPush: () => this.metrics.inc('tollgate_operator_pushes_total', {}, 1, 'Bundles sent to sidecars.'),
+    });
+    this.#events = new EventRecorder({ kubeConfig: kc, log: options.log, instance: options.config.identity });
+    this.#status = new StatusReconciler({
+      index: this.index,
+      acks: (pod) => this.#ackOf(pod),
+      writeStatus: (record, status) =>
+        patchStatus(
+          this.#custom,
+          { group: GROUP, version: VERSION, plural: PLURAL, namespace: record.namespace, name: record.name },
+          status,
+        ),
+      emitEvent: (record, event) =>
+        this.#events.emit(
+          {
+            apiVersion: `${GROUP}/${VERSION}`,
+            kind: 'ApiPolicy',
+            namespace: record.namespace,
+            name: record.name,
+            uid: record.uid,
+          },
+          event.type,
+          event.reason,
+          event.message,
+        ),
+      log: options.log,
+      debounceMs: options.statusDebounceMs ?? 50,
+    });
+    this.#acks = new AckRecorder({
+      annotate: async (namespace, name, annotations) => {
+        await this.#core.patchNamespacedPod(
+          { namespace, name, body: { metadata: { annotations } } },
+          setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        );
+      },
+      log: options.log,
+      flushMs: options.ackFlushMs ?? 100,
+    });
+  }
+
+  /** True once the informers synced and the policy stream serves. */
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  get leader(): boolean {
+    return this.#elector?.isLeader ?? false;
+  }
+
+  /** The bundle the operator would send to a pod now (for diagnostics and tests). */
+  bundleForPod(namespace: string, name: string): PolicyBundle | undefined {
+    const pod = this.index.pod(namespace, name);
+    return pod ? this.index.bundleFor(pod).bundle : undefined;
+  }
+
+  async start(): Promise<OperatorAddresses> {
+    const { config, log } = this.#o;
+    const tls = await this.#servingCertificate();
+    this.#health = new HealthServer({
+      host: config.healthListen.host,
+      port: config.healthListen.port,
+      ready: () => this.#ready,
+      metrics: () => this.#renderMetrics(),
+    });
+    const health = await this.#health.start();
+    this.#informers = [this.#namespaceInformer(), this.#podInformer(), this.#policyInformer()];
+    await Promise.all(this.#informers.map((i) => i.start()));
+    this.#server = new PolicyServer({
+      listen: `${config.grpcListen.host}:${config.grpcListen.port}`,
+      tls,
+      authenticate: (hello) => this.#authenticate(hello),
+      sessions: this.sessions,
+      queue: this.#queue,
+      log,
+      onAck: (s, version) => {
+        this.metrics.inc('tollgate_operator_acks_total', {}, 1, 'Bundles sidecars ACKed.');
+        this.#acks.ack(s.namespace, s.pod, version);
+        this.#markPod(s.namespace, s.pod);
+      },
+      onNack: (s, version, error) => {
+        this.metrics.inc('tollgate_operator_nacks_total', {}, 1, 'Bundles sidecars refused.');
+        this.#acks.nack(s.namespace, s.pod, version, error);
+        this.#markPod(s.namespace, s.pod);
+      },
+      onConnect: (s) => this.#markPod(s.namespace, s.pod),
+    });
+    const grpcPort = await this.#server.start();
+    this.#elector = new LeaderElector({
+      kubeConfig: this.#o.kubeConfig,
+      namespace: config.namespace,
+      name: config.leaseName,
+      identity: config.identity,
+      leaseDurationMs: config.leaseDurationMs,
+      renewDeadlineMs: config.renewDeadlineMs,
+      retryPeriodMs: config.retryPeriodMs,
+      log,
+      onStartedLeading: () => {
+        log.info({ identity: config.identity }, 'leading');
+        this.#status.setActive(true);
+      },
+      onStoppedLeading: () => {
+        log.info({ identity: config.identity }, 'no longer leading');
+        this.#status.setActive(false);
+      },
+    });
+    this.#elector.start();
+    this.#ready = true;
+    return { grpcPort, healthPort: health.port };
+  }
+
+  async stop(): Promise<void> {
+    this.#ready = false;
+    this.#queue.close();
+    this.#status.close();
+    await this.#acks.flush();
+    this.#acks.close();
+    await this.#elector?.stop();
+    for (const i of this.#informers) i.stop();
+    await this.#server?.close();
+    await this.#health?.close();
+  }
+
+  /** Ends every sidecar stream now (they reconnect); for tests. */
+  dropStreams(): void {
+    this.#server?.forceShutdown();
+  }
+
+  async #servingCertificate(): Promise<{ cert: string; key: string }> {
+    const { namespace, name } = this.#o.config.servingSecret;
+    const secret = await this.#core.readNamespacedSecret({ namespace, name });
+    const data = secret.data ?? {};
+    const cert = data['tls.crt'];
+    const key = data['tls.key'];
+    if (!cert || !key) throw new Error(`Secret ${namespace}/${name} has no tls.crt and tls.key`);
+    return {
+      cert: Buffer.from(cert, 'base64').toString('utf8'),
+      key: Buffer.from(key, 'base64').toString('utf8'),
+    };
+  }
+
+  async #authenticate(hello: Hello) {
+    return authenticateHello(
+      hello,
+      async (token, audiences): Promise<TokenReviewResult> => {
+        const review = await this.#auth.createTokenReview({ body: { spec: { token, audiences } } });
+        const s = review.status ?? {};
+        return {
+          authenticated: s.authenticated === true,
+          ...(s.user?.username === undefined ? {} : { username: s.user.username }),
+          ...(s.user?.extra === undefined ? {} : { extra: s.user.extra }),
+          ...(s.error === undefined ? {} : { error: s.error }),
+        };
+      },
+      async (namespace, name) => {
+        const known = this.index.pod(namespace, name);
+        if (known) return known;
+        try {
+          return podInfo(await this.#core.readNamespacedPod({ namespace, name }));
+        } catch {
+          return undefined;
+        }
+      },
+    );
+  }
+
+  /** Local sessions know first; the Pod annotations carry what other replicas heard. */
+  #ackOf(pod: PodInfo): AckState {
+    return this.sessions.ackFor(pod.namespace, pod.name) ?? annotatedAck(pod);
+  }
+
+  #markPod(namespace: string, name: string): void {
+    const pod = this.index.pod(namespace, name);
+    if (!pod) return;
+    for (const p of this.index.policiesSelecting(namespace, pod.labels))
+      this.#status.mark(p.namespace, p.name);
+  }
+
+  #markNamespace(namespace: string): void {
+    for (const p of this.index.policies())
+      if (p.namespace === namespace) this.#status.mark(p.namespace, p.name);
+  }
+
+  #watched(kind: string): void {
+    this.metrics.inc('tollgate_operator_watch_events_total', { kind }, 1, 'Watch events received, by kind.');
+  }
+
+  #policyInformer(): ResilientInformer<KubernetesObject> {
+    const changed = (obj: KubernetesObject) => {
+      this.#watched('ApiPolicy');
+      const namespace = obj.metadata?.namespace ?? 'default';
+      if (!this.index.upsertPolicy(obj)) return;
+      const record = this.index.policy(namespace, obj.metadata?.name ?? '');
+      if (record && !record.valid)
+        this.metrics.inc(
+          'tollgate_operator_compile_errors_total',
+          {},
+          1,
+          'Policy generations rejected as invalid.',
+        );
+      this.#queue.enqueueNamespace(namespace);
+      this.#markNamespace(namespace);
+    };
+    return new ResilientInformer<KubernetesObject>({
+      kubeConfig: this.#o.kubeConfig,
+      path: `/apis/${GROUP}/${VERSION}/${PLURAL}`,
+      list: (query) =>
+        this.#custom.listClusterCustomObject({
+          group: GROUP,
+          version: VERSION,
+          plural: PLURAL,
+          ...query,
+        }) as never,
+      onAdd: changed,
+      onUpdate: changed,
+      onDelete: (obj) => {
+        this.#watched('ApiPolicy');
+        const namespace = obj.metadata?.namespace ?? 'default';
+        const name = obj.metadata?.name ?? '';
+        this.index.deletePolicy(namespace, name);
+        this.#status.forget(namespace, name);
+        this.#queue.enqueueNamespace(namespace);
+        this.#markNamespace(namespace);
+      },
+      log: this.#o.log,
+      name: 'apipolicies',
+    });
+  }
+
+  #podInformer(): ResilientInformer<KubernetesObject> {
+    const changed = (obj: KubernetesObject) => {
+      this.#watched('Pod');
+      const pod = podInfo(obj);
+      const before = this.index.upsertPod(pod);
+      if (before && JSON.stringify(before) === JSON.stringify(pod)) return;
+      this.#queue.enqueuePod(pod.namespace, pod.name);
+      for (const labels of before ? [before.labels, pod.labels] : [pod.labels]) {
+        for (const p of this.index.policiesSelecting(pod.namespace, labels))
+          this.#status.mark(p.namespace, p.name);
+      }
+    };
+    return new ResilientInformer<KubernetesObject>({
+      kubeConfig: this.#o.kubeConfig,
+      path: '/api/v1/pods',
+      list: (query) => this.#core.listPodForAllNamespaces({ ...query }) as never,
+      onAdd: changed,
+      onUpdate: changed,
+      onDelete: (obj) => {
+        this.#watched('Pod');
+        const gone = this.index.deletePod(obj.metadata?.namespace ?? 'default', obj.metadata?.name ?? '');
+        if (!gone) return;
+        for (const p of this.index.policiesSelecting(gone.namespace, gone.labels))
+          this.#status.mark(p.namespace, p.name);
+      },
+      log: this.#o.log,
+      name: 'pods',
+    });
+  }
+
+  #namespaceInformer(): ResilientInformer<KubernetesObject> {
+    const changed = (obj: KubernetesObject) => {
+      this.#watched('Namespace');
+      this.index.upsertNamespace(obj.metadata?.name ?? '', obj.metadata?.labels ?? {});
+    };
+    return new ResilientInformer<KubernetesObject>({
+      kubeConfig: this.#o.kubeConfig,
+      path: '/api/v1/namespaces',
+      list: (query) => this.#core.listNamespace({ ...query }) as never,
+      onAdd: changed,
+      onUpdate: changed,
+      onDelete: (obj) => {
+        this.#watched('Namespace');
+        this.index.deleteNamespace(obj.metadata?.name ?? '');
+      },
+      log: this.#o.log,
+      name: 'namespaces',
+    });
+  }
+
+  #renderMetrics(): string {
+    this.metrics.set(
+      'tollgate_operator_connected_sidecars',
+      {},
+      this.sessions.size,
+      'Sidecar streams this replica serves.',
+    );
+    this.metrics.set(
+      'tollgate_operator_leader',
+      {},
+      this.leader ? 1 : 0,
+      '1 on the replica that writes status.',
+    );
+    return this.metrics.render();
+  }
+}
