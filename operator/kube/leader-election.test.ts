@@ -12,7 +12,7 @@ import { kubeConfigFor } from '../../test/kube/client.ts';
 import { KubeTestServer } from '../../test/kube/server.ts';
 import { RecordingLogger, waitFor } from '../../test/support/recording-logger.ts';
 import { TcpProxy } from '../../test/support/tcp-proxy.ts';
-import { LeaderElector, type LeaderElectorOptions } from './leader-election.ts';
+import { LeaderElector, type LeaderElectorOptions, type LeaseApi } from './leader-election.ts';
 
 const FAST = { leaseDurationMs: 1000, renewDeadlineMs: 600, retryPeriodMs: 100 } as const;
 
@@ -246,6 +246,32 @@ describe('LeaderElector', () => {
     e2.assertLeader(undefined);
     assert.ok((e2.logs.get('b')?.messages('lease held').length ?? 0) >= 1);
     assert.equal((await read('live')).spec?.holderIdentity, 'other');
+  });
+
+  test('a leader renews with the resourceVersion it wrote, without reading first (api option)', async () => {
+    const calls = { read: 0, create: 0, replace: 0 };
+    const api: LeaseApi = {
+      readNamespacedLease: (param, options) => {
+        calls.read++;
+        return leases.readNamespacedLease(param, options);
+      },
+      createNamespacedLease: (param, options) => {
+        calls.create++;
+        return leases.createNamespacedLease(param, options);
+      },
+      replaceNamespacedLease: (param, options) => {
+        calls.replace++;
+        return leases.replaceNamespacedLease(param, options);
+      },
+    };
+    const e = election('fast-path');
+    const a = e.add('a', kc, { api });
+    a.start();
+    await waitFor('a to lead', () => a.isLeader);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    e.assertLeader('a');
+    assert.deepEqual({ read: calls.read, create: calls.create }, { read: 1, create: 1 });
+    assert.ok(calls.replace >= 3, `${calls.replace} renewals`);
   });
 
   test('a clock past the renew deadline ends leadership at once', async () => {

@@ -88,7 +88,7 @@ export class LeaderElector {
   #leading = false;
   /** When the last successful acquire or renew was sent (the renewTime it wrote). */
   #renewedAt = 0;
-  /** The lease as last written by this candidate, for renewing without a read. */
+  /** The lease as this candidate last wrote it, while nothing says it lost it: renewed without a read. */
   #lease: V1Lease | undefined;
 
   constructor(options: LeaderElectorOptions) {
@@ -134,9 +134,11 @@ export class LeaderElector {
     if (this.#abort.signal.aborted) return;
     this.#abort.abort();
     await this.#loop;
-    if (!this.#leading) return;
+    // Also set when an acquire succeeded just as stop() cancelled the loop.
+    const lease = this.#lease;
+    const leading = this.#leading;
     this.#stepDown('stopped');
-    await this.#release();
+    if (lease !== undefined || leading) await this.#release(lease);
   }
 
   async #run(): Promise<void> {
@@ -148,6 +150,7 @@ export class LeaderElector {
   }
 
   async #campaign(): Promise<void> {
+    this.#lease = undefined;
     const result = await this.#attempt(this.#o.renewDeadlineMs);
     if (this.#abort.signal.aborted) return;
     if (result.kind === 'acquired' || result.kind === 'renewed') {
@@ -158,6 +161,7 @@ export class LeaderElector {
       return;
     }
     if (result.kind === 'held') this.#log.debug({ lease: this.#o.name, holder: result.holder }, 'lease held');
+    else if (result.kind === 'conflict') this.#log.debug({ lease: this.#o.name }, 'lease taken by another');
     else this.#logFailure(result, 'lease acquire failed');
     const wait = this.#o.retryPeriodMs * (1 + this.#random() * JITTER);
     await this.#delay(wait, this.#abort.signal);
@@ -197,9 +201,12 @@ export class LeaderElector {
   }
 
   #stepDown(reason: string): void {
+    this.#lease = undefined;
     if (!this.#leading) return;
     this.#leading = false;
-    this.#log.warn({ lease: this.#o.name, identity: this.#o.identity, reason }, 'stopped leading');
+    const fields = { lease: this.#o.name, identity: this.#o.identity, reason };
+    if (reason === 'stopped') this.#log.info(fields, 'stopped leading');
+    else this.#log.warn(fields, 'stopped leading');
     this.#notify('onStoppedLeading');
   }
 
@@ -279,13 +286,13 @@ export class LeaderElector {
   }
 
   /** Empties the holder of the lease if this candidate still holds it, so the next one takes it at once. */
-  async #release(): Promise<void> {
+  async #release(written: V1Lease | undefined): Promise<void> {
     const { namespace, name, identity } = this.#o;
     const request = new AbortController();
     const timeout = this.#delay(this.#o.renewDeadlineMs, request.signal).then(() => request.abort());
     const options = withSignal(request.signal);
     try {
-      const lease = this.#lease ?? (await this.#api.readNamespacedLease({ namespace, name }, options));
+      const lease = written ?? (await this.#api.readNamespacedLease({ namespace, name }, options));
       if (lease.spec?.holderIdentity !== identity) return;
       const now = new V1MicroTime(this.#now());
       const spec = {
@@ -300,7 +307,6 @@ export class LeaderElector {
     } catch (error) {
       this.#log.warn({ lease: name, identity, ...errorFields(error) }, 'lease release failed');
     } finally {
-      this.#lease = undefined;
       request.abort();
       await timeout;
     }
