@@ -19,7 +19,7 @@ import type { PolicyBundle } from '../policy/compile/bundle.ts';
 import type { Hello } from '../proto/policy-service.ts';
 import type { OperatorConfig } from './config.ts';
 import { HealthServer } from './health-server.ts';
-import { keyOf, type PodInfo, PolicyIndex, podInfo } from './index/policy-index.ts';
+import { type PodInfo, PolicyIndex, podInfo } from './index/policy-index.ts';
 import { EventRecorder } from './kube/event-recorder.ts';
 import { ResilientInformer } from './kube/informer.ts';
 import { LeaderElector } from './kube/leader-election.ts';
@@ -108,13 +108,11 @@ export class Operator {
           status,
         ),
       emitEvent: (record, event) =>
-        this.#events.emit(
+        void this.#events.record(
           {
             apiVersion: `${GROUP}/${VERSION}`,
             kind: 'ApiPolicy',
-            namespace: record.namespace,
-            name: record.name,
-            uid: record.uid,
+            metadata: { namespace: record.namespace, name: record.name, uid: record.uid },
           },
           event.type,
           event.reason,
@@ -212,7 +210,7 @@ export class Operator {
     await this.#acks.flush();
     this.#acks.close();
     await this.#elector?.stop();
-    for (const i of this.#informers) i.stop();
+    await Promise.all(this.#informers.map((i) => i.stop()));
     await this.#server?.close();
     await this.#health?.close();
   }

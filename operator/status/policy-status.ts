@@ -29,12 +29,12 @@ export interface Condition {
   lastTransitionTime?: string;
 }
 
-export interface PolicyStatus {
+export type PolicyStatus = {
   observedGeneration: number;
   conditions: Condition[];
   workloads: { selected: number; programmed: number };
   policyHash?: string;
-}
+};
 
 /** A sidecar that refused the bundle holding this policy. */
 export interface Rejection {
