@@ -81,6 +81,7 @@ export class Operator {
   #health: HealthServer | undefined;
   #elector: LeaderElector | undefined;
   #ready = false;
+  #stopped = false;
 
   constructor(options: OperatorOptions) {
     this.#o = options;
@@ -204,6 +205,8 @@ export class Operator {
   }
 
   async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
     this.#ready = false;
     this.#queue.close();
     this.#status.close();

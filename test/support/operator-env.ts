@@ -1,0 +1,156 @@
+/**
+ * An operator test environment: the Kubernetes API test server with the
+ * ApiPolicy CRD, a serving certificate in a Secret, a namespace with a
+ * ServiceAccount and meshed pods, and operators started in-process on it.
+ */
+import { fileURLToPath } from 'node:url';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { Operator } from '../../operator/operator.ts';
+import { kubeConfigFor } from '../kube/client.ts';
+import { KubeTestServer } from '../kube/server.ts';
+import { createCa, issueCertificate, type TestCa } from './certs.ts';
+import { RecordingLogger } from './recording-logger.ts';
+
+export const CRD = fileURLToPath(new URL('../../crds/apipolicies.tollgate.dev.yaml', import.meta.url));
+export const SYSTEM_NS = 'tollgate-system';
+
+export interface OperatorEnv {
+  kube: KubeTestServer;
+  kc: KubeConfig;
+  core: CoreV1Api;
+  custom: CustomObjectsApi;
+  ca: TestCa;
+  close(): Promise<void>;
+}
+
+export async function startOperatorEnv(): Promise<OperatorEnv> {
+  const kube = await KubeTestServer.start({ crds: [CRD] });
+  const kc = kubeConfigFor(kube.url);
+  const core = kc.makeApiClient(CoreV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const ca = await createCa({ commonName: 'tollgate test root' });
+  const serving = await issueCertificate(ca, {
+    dnsNames: ['tollgate-operator.tollgate-system.svc', 'localhost'],
+    ipAddresses: ['127.0.0.1'],
+    usages: 'server',
+  });
+  await core.createNamespace({ body: { metadata: { name: SYSTEM_NS } } });
+  await core.createNamespacedSecret({
+    namespace: SYSTEM_NS,
+    body: {
+      metadata: { name: 'tollgate-operator-tls' },
+      type: 'kubernetes.io/tls',
+      data: {
+        'tls.crt': Buffer.from(serving.cert).toString('base64'),
+        'tls.key': Buffer.from(serving.key).toString('base64'),
+      },
+    },
+  });
+  return { kube, kc, core, custom, ca, close: () => kube.close() };
+}
+
+export interface StartedOperator {
+  operator: Operator;
+  log: RecordingLogger;
+  address: string;
+  healthPort: number;
+}
+
+/** Starts an operator replica on the environment (short leases and debounces for tests). */
+export async function startOperator(env: OperatorEnv, identity = 'replica-1'): Promise<StartedOperator> {
+  const log = new RecordingLogger();
+  const operator = new Operator({
+    kubeConfig: env.kc,
+    config: {
+      grpcListen: { host: '127.0.0.1', port: 0 },
+      healthListen: { host: '127.0.0.1', port: 0 },
+      servingSecret: { namespace: SYSTEM_NS, name: 'tollgate-operator-tls' },
+      namespace: SYSTEM_NS,
+      leaseName: 'tollgate-operator',
+      identity,
+      leaseDurationMs: 2000,
+      renewDeadlineMs: 1500,
+      retryPeriodMs: 200,
+    },
+    log,
+    ackFlushMs: 20,
+  });
+  const { grpcPort, healthPort } = await operator.start();
+  return { operator, log, address: `127.0.0.1:${grpcPort}`, healthPort };
+}
+
+/** Creates a namespace with a ServiceAccount. */
+export async function createNamespace(
+  env: OperatorEnv,
+  namespace: string,
+  serviceAccount: string,
+): Promise<void> {
+  await env.core.createNamespace({ body: { metadata: { name: namespace } } });
+  await env.core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: serviceAccount } } });
+}
+
+/** Creates a pod running the Tollgate sidecar (unless `meshed: false`); returns it as stored. */
+export async function createPod(
+  env: OperatorEnv,
+  namespace: string,
+  name: string,
+  labels: Record<string, string>,
+  opts: { serviceAccount?: string; meshed?: boolean } = {},
+): Promise<V1Pod> {
+  return env.core.createNamespacedPod({
+    namespace,
+    body: {
+      metadata: { name, labels },
+      spec: {
+        ...(opts.serviceAccount ? { serviceAccountName: opts.serviceAccount } : {}),
+        containers: [
+          { name: 'app', image: 'example/app:1' },
+          ...(opts.meshed === false ? [] : [{ name: 'tollgate-agent', image: 'tollgate:dev' }]),
+        ],
+      },
+    },
+  });
+}
+
+/** A projected-style token (audience `tollgate`) bound to the pod. */
+export async function podToken(
+  env: OperatorEnv,
+  pod: V1Pod,
+  overrides: {
+    audiences?: string[];
+    expirationSeconds?: number;
+    signingKey?: 'server' | 'foreign';
+    serviceAccount?: string;
+  } = {},
+): Promise<string> {
+  return env.kube.issueToken({
+    namespace: pod.metadata?.namespace ?? '',
+    serviceAccount: overrides.serviceAccount ?? pod.spec?.serviceAccountName ?? 'default',
+    pod: { name: pod.metadata?.name ?? '', uid: pod.metadata?.uid ?? '' },
+    audiences: overrides.audiences ?? ['tollgate'],
+    ...(overrides.expirationSeconds === undefined ? {} : { expirationSeconds: overrides.expirationSeconds }),
+    ...(overrides.signingKey === undefined ? {} : { signingKey: overrides.signingKey }),
+  });
+}
+
+/** An ApiPolicy manifest with one public GET route per path. */
+export function policyManifest(
+  name: string,
+  opts: { selector?: Record<string, string>; paths?: string[]; port?: number } = {},
+): Record<string, unknown> {
+  return {
+    apiVersion: 'tollgate.dev/v1alpha1',
+    kind: 'ApiPolicy',
+    metadata: { name },
+    spec: {
+      ...(opts.selector ? { selector: { matchLabels: opts.selector } } : {}),
+      ...(opts.port === undefined ? {} : { port: opts.port }),
+      routes: (opts.paths ?? ['/ok']).map((path, i) => ({
+        name: `r${i}`,
+        path,
+        methods: ['GET'],
+        public: true,
+      })),
+    },
+  };
+}
