@@ -155,7 +155,7 @@ export class Agent {
    * invalid; an unreachable operator is not an error), then starts listening.
    */
   async start(): Promise<{ listen: AddressInfo; admin: AddressInfo }> {
-    const refused = this.#source.start();
+    const refused = await this.#source.start();
     if (refused) throw new PolicyLoadError(refused);
     if (this.#global) {
       // Bounded: an unreachable store only means local buckets until it answers.

@@ -77,8 +77,7 @@ export const AGENT_FLAGS: Readonly<Record<string, FlagSpec>> = {
     type: 'string',
     arg: 'FILE',
     default: '/var/run/secrets/tollgate/serviceaccount/token',
-    description:
-      'projected ServiceAccount token (audience tollgate) sent to the operator, re-read on every connect',
+    description: 'projected ServiceAccount token (audience tollgate) for the Hello, re-read on every connect',
   },
   'pod-name': { type: 'string', arg: 'NAME', env: 'POD_NAME', description: 'this pod (operator mode)' },
   'pod-namespace': {
