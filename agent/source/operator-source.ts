@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import {
   type ChannelOptions,
+  type Client,
   type ClientDuplexStream,
   credentials,
   makeGenericClientConstructor,
@@ -110,7 +111,7 @@ type PolicyCall = ClientDuplexStream<object, OperatorMessage>;
 type PolicyClientConstructor = ReturnType<typeof makeGenericClientConstructor>;
 let policyClient: PolicyClientConstructor | undefined;
 /** The generic client class, built on first use (the proto is not loaded at import time). */
-function PolicyClient(): PolicyClientConstructor {
+function policyClientClass(): PolicyClientConstructor {
   policyClient ??= makeGenericClientConstructor(policyServiceDefinition(), 'PolicyService');
   return policyClient;
 }
@@ -208,30 +209,55 @@ export class OperatorPolicySource {
 
   /** One stream, from Hello to its final status. */
   async #attempt(): Promise<{ healthy: boolean; failure: StatusObject | string | null }> {
-    const ca = await readFile(this.#o.caFile).catch((e: { code?: string }) => {
-      throw new Error(`cannot read the operator CA ${this.#o.caFile} (${e.code ?? 'EIO'})`);
-    });
-    const token = (
-      await readFile(this.#o.tokenFile, 'utf8').catch((e: { code?: string }) => {
-        throw new Error(`cannot read the service account token ${this.#o.tokenFile} (${e.code ?? 'EIO'})`);
-      })
-    ).trim();
-    if (token === '') throw new Error(`the service account token ${this.#o.tokenFile} is empty`);
+    const { ca, token } = await this.#credentials();
     if (this.#stop.signal.aborted) return { healthy: false, failure: null };
-    const serverName = this.#o.serverName ?? targetHost(this.#o.target);
-    const Client = PolicyClient();
-    const client = new Client(this.#o.target, credentials.createSsl(ca), {
-      ...(serverName === targetHost(this.#o.target) ? {} : { 'grpc.ssl_target_name_override': serverName }),
+    const client = this.#client(ca);
+    try {
+      const { end, bundles } = await this.#stream(client, token);
+      const failure = end.code === status.OK ? null : { ...end, details: redact(end.details, token) };
+      // A stream that delivered a bundle had its Hello accepted: a later loss starts the backoff afresh.
+      return { healthy: bundles > 0, failure };
+    } finally {
+      client.close();
+    }
+  }
+
+  /** The CA and the token, read afresh (both rotate); throws a message fit for the log. */
+  async #credentials(): Promise<{ ca: Buffer; token: string }> {
+    const { caFile, tokenFile } = this.#o;
+    const ca = await readFile(caFile).catch((e: { code?: string }) => {
+      throw new Error(`cannot read the operator CA ${caFile} (${e.code ?? 'EIO'})`);
+    });
+    const text = await readFile(tokenFile, 'utf8').catch((e: { code?: string }) => {
+      throw new Error(`cannot read the service account token ${tokenFile} (${e.code ?? 'EIO'})`);
+    });
+    const token = text.trim();
+    if (token === '') throw new Error(`the service account token ${tokenFile} is empty`);
+    return { ca, token };
+  }
+
+  #client(ca: Buffer): Client {
+    const host = targetHost(this.#o.target);
+    const serverName = this.#o.serverName ?? host;
+    const PolicyClientClass = policyClientClass();
+    return new PolicyClientClass(this.#o.target, credentials.createSsl(ca), {
+      ...(serverName === host ? {} : { 'grpc.ssl_target_name_override': serverName }),
+      // Finds a dead operator connection (no FIN, e.g. a node gone) within 40 s.
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.max_receive_message_length': 16 * 1024 * 1024,
       ...this.#o.channelOptions,
     });
+  }
+
+  /** Sends the Hello, applies bundles in order as they come; resolves with the final status. */
+  async #stream(client: Client, token: string): Promise<{ end: StatusObject; bundles: number }> {
     const call = (client as unknown as { Stream(): PolicyCall }).Stream();
     this.#call = call;
     let bundles = 0;
     let queue = Promise.resolve();
     let open = true;
+    // An ACK for a stream that has ended is dropped: the next Hello reports the version in force.
     const send = (message: object) => {
       if (open) call.write(message);
     };
@@ -241,9 +267,12 @@ export class OperatorPolicySource {
         if (++bundles === 1) this.#o.logger.info({ operator: this.#o.target }, 'operator stream open');
         queue = queue.then(() => this.#apply(message.bundle, send));
       });
-      // Every failure also ends in 'status'; the listener keeps 'error' from throwing.
+      // Every failure also ends in 'status'; this listener keeps 'error' from throwing.
       call.on('error', () => {});
-      call.on('status', resolve);
+      call.on('status', (s: StatusObject) => {
+        open = false;
+        resolve(s);
+      });
       call.write({
         hello: {
           podName: this.#o.podName,
@@ -255,13 +284,9 @@ export class OperatorPolicySource {
         },
       });
     });
-    open = false;
     this.#call = null;
-    client.close();
     await queue;
-    const failure = end.code === status.OK ? null : { ...end, details: redact(end.details, token) };
-    // A stream that delivered a bundle had its Hello accepted: a later loss starts the backoff afresh.
-    return { healthy: bundles > 0, failure };
+    return { end, bundles };
   }
 
   /** Loads one bundle: swap, save, ACK; or NACK and keep the engine in force. Never throws. */
