@@ -31,6 +31,8 @@ export async function runAgent(args: string[], io: CliIo): Promise<number> {
       'agent started',
     );
   } catch (e) {
+    // What did start (the operator stream, a listener) must not keep the process alive.
+    await agent.stop(0).catch(() => {});
     if (e instanceof PolicyLoadError) {
       for (const d of e.diagnostics) io.err(formatDiagnostic(d));
       io.err('tollgate agent: the policy is invalid; not starting');

@@ -344,7 +344,7 @@ describe('tollgate agent --operator', () => {
     }
   });
 
-  test('configuration errors exit 2 with every problem listed; an unreadable CA exits 1', () => {
+  test('configuration errors exit 2 with every problem listed; an unreadable CA or a busy port exits 1', () => {
     const bin = join(root, 'bin/tollgate');
     const bad = spawnSync(bin, ['agent', '--operator', 'op:15010', '--upstream', 'http://127.0.0.1:1'], {
       encoding: 'utf8',
@@ -376,5 +376,27 @@ describe('tollgate agent --operator', () => {
     );
     assert.equal(noCa.status, 1, noCa.stderr);
     assert.match(noCa.stderr, /tollgate agent: --operator-ca: cannot read .*missing\.crt \(ENOENT\)/);
+    // A listener that cannot bind (the upstream holds the port): exit 1, the stream keeps nothing alive.
+    const busy = spawnSync(
+      bin,
+      [
+        'agent',
+        '--operator',
+        `127.0.0.1:${upstream.port}`,
+        '--operator-ca',
+        caFile,
+        '--token-file',
+        tokenFile,
+        '--upstream',
+        'http://127.0.0.1:1',
+        '--listen',
+        `127.0.0.1:${upstream.port}`,
+        '--admin',
+        '127.0.0.1:0',
+      ],
+      { encoding: 'utf8', env: { ...process.env, ...POD }, timeout: 15_000 },
+    );
+    assert.equal(busy.status, 1, busy.stderr);
+    assert.match(busy.stderr, /tollgate agent: listen EADDRINUSE/);
   });
 });
