@@ -1,7 +1,7 @@
 /**
- * The standalone agent: a file policy source, the inbound proxy running the
- * pipeline, the forwarder to the app and the admin server, wired together.
- * Fails closed: until a policy is loaded every request gets 503.
+ * The agent: a policy source (a file, or the operator's stream), the inbound
+ * proxy running the pipeline, the forwarder to the app and the admin server,
+ * wired together. Fails closed: until a policy is loaded every request gets 503.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -30,7 +30,7 @@ import { createInboundServer, drainServer } from './proxy/inbound-server.ts';
 import { sendProblem, writeSocketProblem } from './proxy/problem-response.ts';
 import { checkRequestFraming } from './proxy/request-framing.ts';
 import { requestIdFrom } from './proxy/upstream-headers.ts';
-import { FilePolicySource } from './source/file-source.ts';
+import { createPolicySource, type PolicySource } from './source/policy-source.ts';
 import { Metrics } from './telemetry/metrics.ts';
 
 /** The logging calls the agent makes (pino's shape). */
@@ -45,6 +45,8 @@ export interface AgentDeps {
   logger: Logger;
   now?: () => number;
   fetch?: typeof fetch;
+  /** This build's version, reported to the operator (default 'unknown'). */
+  agentVersion?: string;
 }
 
 export class PolicyLoadError extends Error {
@@ -67,7 +69,7 @@ export class Agent {
   readonly #tracker: InventoryTracker;
   readonly #config: AgentConfig;
   readonly #deps: AgentDeps;
-  readonly #source: FilePolicySource;
+  readonly #source: PolicySource;
   readonly #forwarder: Forwarder;
   readonly #responses: ResponseFilter;
   readonly #env: PipelineEnv;
@@ -89,7 +91,7 @@ export class Agent {
         (r) => r.name === route && r.deprecation !== null,
       ),
     );
-    this.#source = new FilePolicySource({
+    this.#source = createPolicySource(config, deps, {
       path: config.policyPath,
       workload: { port: upstreamPort, ...(config.labels ? { labels: config.labels } : {}) },
       onLoad: (engine, diagnostics) => {
@@ -148,11 +150,13 @@ export class Agent {
     };
   }
 
-  /** Loads the policy (throws PolicyLoadError when it is invalid), then starts listening. */
+  /**
+   * Starts the policy source (throws PolicyLoadError when a policy file is
+   * invalid; an unreachable operator is not an error), then starts listening.
+   */
   async start(): Promise<{ listen: AddressInfo; admin: AddressInfo }> {
-    const first = this.#source.reload();
-    if (!first.ok) throw new PolicyLoadError(first.diagnostics);
-    this.#source.watch();
+    const refused = await this.#source.start();
+    if (refused) throw new PolicyLoadError(refused);
     if (this.#global) {
       // Bounded: an unreachable store only means local buckets until it answers.
       await this.#global.connect();

@@ -174,7 +174,7 @@ describe('parseAgentConfig', () => {
       'loud',
     ]);
     assert.deepEqual(found, [
-      '--policy is required (standalone mode)',
+      '--policy (standalone) or --operator is required',
       '--log-level: debug | info | warn | error',
       '--upstream is required',
       '--listen: expected HOST:PORT, got "nope"',
@@ -234,11 +234,167 @@ describe('parseAgentConfig', () => {
   });
 });
 
+describe('parseAgentConfig: operator mode', () => {
+  const OPERATOR = [
+    '--operator',
+    'tollgate-operator.tollgate-system.svc:15010',
+    '--operator-ca',
+    '/etc/tollgate/ca.crt',
+    '--upstream',
+    'http://127.0.0.1:8080',
+  ];
+  const POD = { POD_NAME: 'orders-7d9f', POD_NAMESPACE: 'shop' };
+  const parseOp = (args: string[], env: Record<string, string | undefined> = POD) => {
+    const c = parseAgentConfig(args, env);
+    assert.ok(c);
+    return c;
+  };
+  const problemsOp = (args: string[], env: Record<string, string | undefined> = POD) => {
+    try {
+      parseAgentConfig(args, env);
+      return [];
+    } catch (e) {
+      assert.ok(e instanceof ConfigError);
+      return e.problems;
+    }
+  };
+
+  test('defaults: pod from the environment, server name from the address, the standard token path', () => {
+    const c = parseOp(OPERATOR);
+    assert.deepEqual(c.operator, {
+      target: 'tollgate-operator.tollgate-system.svc:15010',
+      caFile: '/etc/tollgate/ca.crt',
+      serverName: 'tollgate-operator.tollgate-system.svc',
+      tokenFile: '/var/run/secrets/tollgate/serviceaccount/token',
+      podName: 'orders-7d9f',
+      podNamespace: 'shop',
+      stateDir: null,
+      backoffMs: { min: 500, max: 30_000 },
+    });
+    assert.equal(c.policyPath, '');
+    assert.ok(Object.isFrozen(c.operator));
+    assert.ok(Object.isFrozen(c.operator?.backoffMs));
+  });
+
+  test('every operator flag; flags win over the environment', () => {
+    const c = parseOp([
+      ...OPERATOR,
+      '--operator-server-name',
+      'operator.internal',
+      '--token-file',
+      '/t/token',
+      '--pod-name',
+      'p1',
+      '--pod-namespace',
+      'ns1',
+      '--state-dir',
+      '/var/lib/tollgate',
+      '--operator-backoff-ms',
+      '20,400',
+    ]);
+    assert.deepEqual(c.operator, {
+      target: 'tollgate-operator.tollgate-system.svc:15010',
+      caFile: '/etc/tollgate/ca.crt',
+      serverName: 'operator.internal',
+      tokenFile: '/t/token',
+      podName: 'p1',
+      podNamespace: 'ns1',
+      stateDir: '/var/lib/tollgate',
+      backoffMs: { min: 20, max: 400 },
+    });
+  });
+
+  test('an IPv6 operator address: the server name is the bare address', () => {
+    const args = [...OPERATOR.slice(2), '--operator', '[::1]:15010'];
+    assert.equal(parseOp(args).operator?.serverName, '::1');
+  });
+
+  test('standalone: no operator config, POD_NAME ignored', () => {
+    assert.equal(parseOp(['--policy', 'p.yaml', '--upstream', 'http://127.0.0.1:8080']).operator, null);
+  });
+
+  const bad: [what: string, args: string[], env: Record<string, string>, expected: string[]][] = [
+    [
+      '--policy with --operator',
+      [...OPERATOR, '--policy', 'p.yaml'],
+      POD,
+      ['--policy and --operator exclude each other'],
+    ],
+    [
+      'no CA, no pod',
+      ['--operator', 'op:15010', '--upstream', 'http://127.0.0.1:8080'],
+      {},
+      [
+        '--operator-ca is required with --operator',
+        '--pod-name (or $POD_NAME) is required with --operator',
+        '--pod-namespace (or $POD_NAMESPACE) is required with --operator',
+      ],
+    ],
+    ['a bad address', [...OPERATOR, '--operator', 'op'], POD, ['--operator: expected HOST:PORT, got "op"']],
+    [
+      '--labels with --operator',
+      [...OPERATOR, '--labels', 'app=orders'],
+      POD,
+      ['--labels is for --policy (the operator selects the policies)'],
+    ],
+    [
+      'operator flags without --operator',
+      [
+        '--policy',
+        'p.yaml',
+        '--upstream',
+        'http://127.0.0.1:8080',
+        '--state-dir',
+        '/s',
+        '--token-file',
+        '/t',
+        '--operator-ca',
+        '/ca',
+      ],
+      POD,
+      ['--operator-ca needs --operator', '--token-file needs --operator', '--state-dir needs --operator'],
+    ],
+    [
+      'empty values',
+      [...OPERATOR, '--state-dir=', '--token-file=', '--operator-server-name='],
+      POD,
+      [
+        '--token-file: a file is required',
+        '--state-dir: a folder is required',
+        '--operator-server-name: a name is required',
+      ],
+    ],
+  ];
+  for (const [what, args, env, expected] of bad) {
+    test(`${what} → problems`, () => {
+      assert.deepEqual(problemsOp(args, env), expected);
+    });
+  }
+
+  for (const text of ['0,100', '100,50', '100', 'a,b', '1,2,3', '-1,5', '']) {
+    test(`--operator-backoff-ms ${JSON.stringify(text)} → a problem`, () => {
+      assert.deepEqual(problemsOp([...OPERATOR, `--operator-backoff-ms=${text}`]), [
+        `--operator-backoff-ms: expected MIN,MAX in ms with 1 <= MIN <= MAX, got ${JSON.stringify(text)}`,
+      ]);
+    });
+  }
+
+  test('neither --policy nor --operator', () => {
+    assert.deepEqual(problemsOp(['--upstream', 'http://127.0.0.1:8080']), [
+      '--policy (standalone) or --operator is required',
+    ]);
+  });
+});
+
 describe('agentHelp', () => {
   const help = agentHelp();
 
   test('starts with the usage line', () => {
     assert.match(help, /^Usage: tollgate agent --policy PATH --upstream URL \[options\]\n/);
+    assert.match(
+      help,
+      /\n {7}tollgate agent --operator HOST:PORT --operator-ca FILE --upstream URL \[options\]\n/,
+    );
   });
 
   test('lists every flag with its description and default', () => {
@@ -250,7 +406,8 @@ describe('agentHelp', () => {
       assert.ok(line.includes(spec.description), `--${name} described`);
       if (spec.default !== undefined)
         assert.ok(line.includes(`(default ${spec.default})`), `--${name} default`);
-      if (spec.type === 'string') assert.match(line, new RegExp(`--${name} [A-Z_]+ `));
+      if (spec.env !== undefined) assert.ok(line.includes(`(default $${spec.env})`), `--${name} env`);
+      if (spec.type === 'string') assert.match(line, new RegExp(`--${name} [A-Z_:,]+ `));
     }
   });
 
@@ -261,9 +418,17 @@ describe('agentHelp', () => {
       'labels',
       'listen',
       'log-level',
+      'operator',
+      'operator-backoff-ms',
+      'operator-ca',
+      'operator-server-name',
+      'pod-name',
+      'pod-namespace',
       'policy',
       'redis-timeout',
       'redis-url',
+      'state-dir',
+      'token-file',
       'upstream',
     ]);
   });

@@ -22,11 +22,34 @@ export interface AgentConfig {
   redisUrl?: string | null;
   /** Longest wait for Redis (ms) before a request is limited on local buckets instead (default 50). */
   redisTimeoutMs?: number;
+  /** Operator mode (`--operator`): the policy comes from the operator; null/absent: standalone (`--policy`). */
+  operator?: OperatorConfig | null;
+}
+
+/** Where and how the agent reaches the operator (`--operator` and its companions). */
+export interface OperatorConfig {
+  /** gRPC target, `HOST:PORT` as given. */
+  target: string;
+  /** PEM CA that signs the operator's serving certificate. */
+  caFile: string;
+  /** TLS name the serving certificate must carry (default the HOST of the target). */
+  serverName: string;
+  tokenFile: string;
+  podName: string;
+  podNamespace: string;
+  /** Folder keeping the last good bundle; null: none kept. */
+  stateDir: string | null;
+  /** Reconnect backoff ceilings (ms): the first, and the largest. */
+  backoffMs: Readonly<{ min: number; max: number }>;
 }
 
 interface FlagSpec {
   type: 'string' | 'boolean';
   default?: string;
+  /** Environment variable that supplies the value when the flag is not given. */
+  env?: string;
+  /** The value's name in --help (default the flag's name in capitals). */
+  arg?: string;
   description: string;
 }
 
@@ -34,6 +57,45 @@ export const AGENT_FLAGS: Readonly<Record<string, FlagSpec>> = {
   policy: {
     type: 'string',
     description: 'ApiPolicy YAML file or folder (standalone mode); reloaded on change',
+  },
+  operator: {
+    type: 'string',
+    arg: 'HOST:PORT',
+    description: 'the operator to stream policy from (operator mode, instead of --policy)',
+  },
+  'operator-ca': {
+    type: 'string',
+    arg: 'FILE',
+    description: "PEM CA that signs the operator's serving certificate (required with --operator)",
+  },
+  'operator-server-name': {
+    type: 'string',
+    arg: 'NAME',
+    description: "TLS name the operator's certificate must carry (default the HOST of --operator)",
+  },
+  'token-file': {
+    type: 'string',
+    arg: 'FILE',
+    default: '/var/run/secrets/tollgate/serviceaccount/token',
+    description: 'projected ServiceAccount token (audience tollgate) for the Hello, re-read on every connect',
+  },
+  'pod-name': { type: 'string', arg: 'NAME', env: 'POD_NAME', description: 'this pod (operator mode)' },
+  'pod-namespace': {
+    type: 'string',
+    arg: 'NAMESPACE',
+    env: 'POD_NAMESPACE',
+    description: "this pod's namespace (operator mode)",
+  },
+  'state-dir': {
+    type: 'string',
+    arg: 'DIR',
+    description: 'keeps the last good bundle, enforced at start when the operator is down; none: not kept',
+  },
+  'operator-backoff-ms': {
+    type: 'string',
+    arg: 'MIN,MAX',
+    default: '500,30000',
+    description: 'reconnect backoff: first and largest ceiling in ms (full jitter)',
   },
   upstream: {
     type: 'string',
@@ -61,10 +123,16 @@ export const AGENT_FLAGS: Readonly<Record<string, FlagSpec>> = {
 };
 
 export function agentHelp(): string {
-  const lines = ['Usage: tollgate agent --policy PATH --upstream URL [options]', '', 'Options:'];
+  const lines = [
+    'Usage: tollgate agent --policy PATH --upstream URL [options]',
+    '       tollgate agent --operator HOST:PORT --operator-ca FILE --upstream URL [options]',
+    '',
+    'Options:',
+  ];
   for (const [name, spec] of Object.entries(AGENT_FLAGS)) {
-    const arg = spec.type === 'string' ? ` ${name.toUpperCase().replace('-', '_')}` : '';
-    const def = spec.default === undefined ? '' : ` (default ${spec.default})`;
+    const arg = spec.type === 'string' ? ` ${spec.arg ?? name.toUpperCase().replace('-', '_')}` : '';
+    const def =
+      spec.default !== undefined ? ` (default ${spec.default})` : spec.env ? ` (default $${spec.env})` : '';
     lines.push(`${`  --${name}${arg}`.padEnd(27)} ${spec.description}${def}`);
   }
   return lines.join('\n');
@@ -140,8 +208,78 @@ function parseLabels(text: string | undefined, problems: string[]): Record<strin
   return labels;
 }
 
-/** Parses agent flags; throws ConfigError listing every problem. Returns null for --help. */
-export function parseAgentConfig(args: string[]): AgentConfig | null {
+function parseBackoff(text: string, problems: string[]): { min: number; max: number } {
+  const m = /^(\d{1,7}),(\d{1,7})$/.exec(text);
+  const min = Number(m?.[1]);
+  const max = Number(m?.[2]);
+  if (!m || min < 1 || max < min) {
+    problems.push(
+      `--operator-backoff-ms: expected MIN,MAX in ms with 1 <= MIN <= MAX, got ${JSON.stringify(text)}`,
+    );
+    return { min: 500, max: 30_000 };
+  }
+  return { min, max };
+}
+
+/** Flags that only mean something with --operator (labels select policies only in standalone mode). */
+const OPERATOR_ONLY = [
+  'operator-ca',
+  'operator-server-name',
+  'token-file',
+  'state-dir',
+  'operator-backoff-ms',
+];
+
+function parseOperator(
+  values: Record<string, string | boolean | undefined>,
+  given: ReadonlySet<string>,
+  env: Readonly<Record<string, string | undefined>>,
+  problems: string[],
+): OperatorConfig | null {
+  const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
+  const target = str('operator');
+  if (target === undefined) {
+    for (const flag of OPERATOR_ONLY) if (given.has(flag)) problems.push(`--${flag} needs --operator`);
+    return null;
+  }
+  if (str('policy') !== undefined) problems.push('--policy and --operator exclude each other');
+  if (given.has('labels')) problems.push('--labels is for --policy (the operator selects the policies)');
+  const address = parseHostPort('operator', target, problems);
+  const fromEnv = (flag: string) => {
+    const name = AGENT_FLAGS[flag]?.env ?? '';
+    const value = str(flag) ?? env[name];
+    if (!value) problems.push(`--${flag} (or $${name}) is required with --operator`);
+    return value ?? '';
+  };
+  const caFile = str('operator-ca');
+  if (!caFile) problems.push('--operator-ca is required with --operator');
+  const tokenFile = str('token-file') ?? '';
+  if (!tokenFile) problems.push('--token-file: a file is required');
+  const stateDir = str('state-dir');
+  if (stateDir === '') problems.push('--state-dir: a folder is required');
+  const serverName = str('operator-server-name');
+  if (serverName === '') problems.push('--operator-server-name: a name is required');
+  return {
+    target,
+    caFile: caFile ?? '',
+    serverName: serverName || address.host,
+    tokenFile,
+    podName: fromEnv('pod-name'),
+    podNamespace: fromEnv('pod-namespace'),
+    stateDir: stateDir || null,
+    backoffMs: Object.freeze(parseBackoff(str('operator-backoff-ms') ?? '', problems)),
+  };
+}
+
+/**
+ * Parses agent flags (`env` supplies the values of flags declared with one:
+ * POD_NAME, POD_NAMESPACE); throws ConfigError listing every problem. Returns
+ * null for --help.
+ */
+export function parseAgentConfig(
+  args: string[],
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): AgentConfig | null {
   const problems: string[] = [];
   const options = Object.fromEntries(
     Object.entries(AGENT_FLAGS).map(([k, s]) => [
@@ -150,17 +288,20 @@ export function parseAgentConfig(args: string[]): AgentConfig | null {
     ]),
   );
   let values: Record<string, string | boolean | undefined>;
+  let tokens: { kind: string; name?: string }[];
   try {
-    values = parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+    ({ values, tokens } = parseArgs({ args, options, strict: true, allowPositionals: false, tokens: true }));
   } catch (e) {
     // Report it, then read the rest leniently so every other problem is listed too.
     problems.push((e as Error).message.split('\n')[0] ?? 'bad arguments');
-    values = parseArgs({ args, options, strict: false, allowPositionals: true }).values;
+    ({ values, tokens } = parseArgs({ args, options, strict: false, allowPositionals: true, tokens: true }));
   }
+  const given = new Set(tokens.flatMap((t) => (t.kind === 'option' && t.name ? [t.name] : [])));
   if (values.help === true && problems.length === 0) return null;
   const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
   const policyPath = str('policy');
-  if (!policyPath) problems.push('--policy is required (standalone mode)');
+  const operator = parseOperator(values, given, env, problems);
+  if (!policyPath && !operator) problems.push('--policy (standalone) or --operator is required');
   const logLevel = str('log-level') ?? 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel))
     problems.push('--log-level: debug | info | warn | error');
@@ -173,6 +314,7 @@ export function parseAgentConfig(args: string[]): AgentConfig | null {
     logLevel: logLevel as AgentConfig['logLevel'],
     redisUrl: parseRedisUrl(str('redis-url'), problems),
     redisTimeoutMs: parseTimeout(str('redis-timeout') ?? '50', problems),
+    operator: operator ? Object.freeze(operator) : null,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   Object.freeze(config.listen);

@@ -8,11 +8,13 @@ import type { DecisionCode } from '../policy/engine/decide.ts';
 /**
  * Every policy decision code of the offline engine (one vocabulary for `tollgate
  * check` and the agent), plus what only a live proxy meets: framing, request
- * validation, protection and upstream failures.
+ * validation, protection, a bundle that holds no policy for the workload
+ * and upstream failures.
  */
 export type PolicyErrorCode =
   | Exclude<DecisionCode, 'OK' | 'OK_UNDECLARED'>
   | 'ERR_REQUEST_MALFORMED'
+  | 'ERR_POLICY_NONE'
   | 'ERR_PROTECTION_BLOCKED'
   | 'ERR_BODY_TOO_LARGE'
   | 'ERR_MEDIA_TYPE'
@@ -72,6 +74,7 @@ export const RESCUE: Readonly<Record<PolicyErrorCode, RescueEntry>> = {
   ERR_MEDIA_TYPE: { status: 415, title: 'Unsupported media type' },
   ERR_VALIDATION: { status: 400, title: 'Request validation failed' },
   ERR_NO_POLICY: { status: 503, title: 'No policy loaded' },
+  ERR_POLICY_NONE: { status: 403, title: 'No policy applies' },
   ERR_UPSTREAM_UNAVAILABLE: { status: 503, title: 'Upstream unavailable' },
   ERR_UPSTREAM_TIMEOUT: { status: 504, title: 'Upstream timeout' },
   ERR_UPSTREAM_FAILED: { status: 502, title: 'Bad gateway' },

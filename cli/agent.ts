@@ -1,9 +1,9 @@
-/** `tollgate agent`: process wiring for the standalone sidecar (config, logger, signals). */
+/** `tollgate agent`: process wiring for the sidecar (config, logger, signals). */
 import { pino } from 'pino';
 import { Agent, PolicyLoadError } from '../agent/agent.ts';
 import { agentHelp, ConfigError, parseAgentConfig } from '../agent/config.ts';
 import { formatDiagnostic } from '../policy/diagnostics.ts';
-import { type CliIo, EXIT } from './cli-io.ts';
+import { type CliIo, EXIT, packageVersion } from './cli-io.ts';
 
 export const AGENT_HELP = agentHelp();
 
@@ -23,7 +23,7 @@ export async function runAgent(args: string[], io: CliIo): Promise<number> {
     return EXIT.ok;
   }
   const logger = pino({ level: config.logLevel, base: { component: 'agent' } });
-  const agent = new Agent(config, { logger });
+  const agent = new Agent(config, { logger, agentVersion: packageVersion() });
   try {
     const { listen, admin } = await agent.start();
     logger.info(
@@ -31,6 +31,8 @@ export async function runAgent(args: string[], io: CliIo): Promise<number> {
       'agent started',
     );
   } catch (e) {
+    // What did start (the operator stream, a listener) must not keep the process alive.
+    await agent.stop(0).catch(() => {});
     if (e instanceof PolicyLoadError) {
       for (const d of e.diagnostics) io.err(formatDiagnostic(d));
       io.err('tollgate agent: the policy is invalid; not starting');

@@ -2,10 +2,9 @@
  * The `tollgate` command: wiring only. Parses the subcommand, runs it with the
  * process's streams, and turns its result into an exit code (2 on bad usage).
  */
-import { readFileSync } from 'node:fs';
 import { AGENT_HELP, runAgent } from './agent.ts';
 import { CHECK_HELP, runCheck } from './check.ts';
-import { type CliIo, EXIT, processIo, UsageError } from './cli-io.ts';
+import { type CliIo, EXIT, packageVersion, processIo, UsageError } from './cli-io.ts';
 import { INVENTORY_HELP, runInventory } from './inventory.ts';
 import { OPERATOR_HELP, runOperator } from './operator.ts';
 import { runTest, TEST_HELP } from './test-cases.ts';
@@ -18,6 +17,7 @@ rate limits, request validation) on every request reaching a pod.
 
 Commands:
   agent --policy PATH --upstream URL   run the sidecar (standalone: policy from a file)
+  agent --operator HOST:PORT [...]     run the sidecar fed by the operator
   operator [--kubeconfig PATH]         run the control plane (watches ApiPolicies, feeds sidecars)
   validate FILE...                     check ApiPolicy files (exit 1 on any problem)
   check -f FILE "METHOD /path" [...]   explain the decision for one request, offline
@@ -37,22 +37,6 @@ const COMMANDS: Record<string, { run: Command; help: string }> = {
   inventory: { run: runInventory, help: INVENTORY_HELP },
 };
 
-function version(): string {
-  // cli/main.ts from source, dist/cli/main.js when built.
-  for (const rel of ['../package.json', '../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as {
-        name?: string;
-        version?: string;
-      };
-      if (pkg.name === 'tollgate' && pkg.version) return pkg.version;
-    } catch {
-      // not at this level
-    }
-  }
-  return 'unknown';
-}
-
 /** Runs the CLI; returns the exit code. */
 export async function main(argv: string[], io: CliIo): Promise<number> {
   const [command, ...rest] = argv;
@@ -66,7 +50,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     return command === undefined ? EXIT.usage : EXIT.ok;
   }
   if (command === '--version') {
-    io.out(`tollgate ${version()} (node ${process.version})`);
+    io.out(`tollgate ${packageVersion()} (node ${process.version})`);
     return EXIT.ok;
   }
   const cmd = COMMANDS[command];

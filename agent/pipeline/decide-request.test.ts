@@ -273,12 +273,21 @@ describe('decideRequest: no policy', () => {
     assert.equal(e.status, 503);
   });
 
-  test('an engine without a policy for this port → ERR_NO_POLICY', async () => {
+  test('an engine without a policy for this port → ERR_POLICY_NONE (403): denied, not "not loaded"', async () => {
     const only9090 = engineOf(apiPolicy({ port: 9090, routes: [{ name: 'h', path: '/h', public: true }] }));
     current.env = { ...freshEnv(), port: 8080 };
-    errorOf(await decide(only9090, '/h'), 'ERR_NO_POLICY');
+    assert.equal(errorOf(await decide(only9090, '/h'), 'ERR_POLICY_NONE').status, 403);
     current.env = { ...freshEnv(), port: 9090 };
     assert.equal(planOf(await decide(only9090, '/h')).route, 'h');
+  });
+
+  test('an empty bundle (no policy selects the workload) → ERR_POLICY_NONE (403) on every request', async () => {
+    const empty = engineOf();
+    assert.equal(empty.bundle.policies.length, 0);
+    for (const target of ['/healthz', '/', '/v1/anything']) {
+      const e = errorOf(await decide(empty, target), 'ERR_POLICY_NONE');
+      assert.equal(e.status, 403);
+    }
   });
 });
 

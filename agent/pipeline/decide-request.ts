@@ -69,8 +69,11 @@ export async function decideRequest(
   info: RequestInfo,
   env: PipelineEnv,
 ): Promise<ForwardPlan> {
-  const rt = engine?.policyFor(env.port) ?? null;
-  if (!engine || !rt) throw new PolicyError('ERR_NO_POLICY', 'no policy is loaded for this workload yet');
+  if (!engine) throw new PolicyError('ERR_NO_POLICY', 'no policy is loaded for this workload yet');
+  const rt = engine.policyFor(env.port);
+  // A loaded bundle without a policy for this port (e.g. none selects the pod any more): deny, never forward.
+  if (!rt)
+    throw new PolicyError('ERR_POLICY_NONE', 'no policy applies to this workload: every request is denied');
   const policy = rt.policy;
   const audit = policy.mode === 'Audit';
   const findings: PolicyError[] = [];

@@ -125,6 +125,14 @@ export class FilePolicySource {
     return outcome;
   }
 
+  /** Loads the policy, then watches it; returns the diagnostics (and watches nothing) when the first load fails. */
+  start(): Diagnostic[] | null {
+    const first = this.reload();
+    if (!first.ok) return first.diagnostics;
+    this.watch();
+    return null;
+  }
+
   /** Starts watching for changes. */
   watch(): void {
     if (this.#timer) return;

@@ -168,18 +168,30 @@ export function sendChunked(
   });
 }
 
-/** Starts `tollgate agent` on ephemeral ports; `extraArgs` are appended (e.g. `--redis-url`). */
+export interface AgentProcess {
+  proc: ChildProcess;
+  port: number;
+  admin: number;
+  /** Everything the process wrote so far, stdout and stderr (JSON log lines). */
+  output(): string;
+}
+
+/**
+ * Starts `tollgate agent` on ephemeral ports; `policy` null starts it without
+ * `--policy` (operator mode: give `--operator` in `extraArgs`); `extraArgs` are
+ * appended (e.g. `--redis-url`); `env` is added to the process environment.
+ */
 export function startAgent(
-  policy: string,
+  policy: string | null,
   upstreamPort: number,
   extraArgs: readonly string[] = [],
-): Promise<{ proc: ChildProcess; port: number; admin: number }> {
+  options: { env?: Readonly<Record<string, string>> } = {},
+): Promise<AgentProcess> {
   const proc = spawn(
     join(root, 'bin/tollgate'),
     [
       'agent',
-      '--policy',
-      policy,
+      ...(policy === null ? [] : ['--policy', policy]),
       '--upstream',
       `http://127.0.0.1:${upstreamPort}`,
       '--listen',
@@ -188,15 +200,20 @@ export function startAgent(
       '127.0.0.1:0',
       ...extraArgs,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } },
   );
+  let out = '';
+  const output = () => out;
+  proc.stderr?.setEncoding('utf8');
+  proc.stderr?.on('data', (chunk: string) => {
+    out += chunk;
+  });
   return new Promise((resolve, reject) => {
-    let out = '';
     proc.stdout?.setEncoding('utf8');
     proc.stdout?.on('data', (chunk: string) => {
       out += chunk;
       const m = /"listen":"[^"]*:(\d+)","admin":"[^"]*:(\d+)"/.exec(out);
-      if (m) resolve({ proc, port: Number(m[1]), admin: Number(m[2]) });
+      if (m) resolve({ proc, port: Number(m[1]), admin: Number(m[2]), output });
     });
     proc.on('exit', (code) => reject(new Error(`agent exited ${code}: ${out}`)));
   });
