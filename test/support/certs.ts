@@ -4,7 +4,7 @@
  * servers, clients or both, with DNS, IP and URI (SPIFFE) names. Everything is
  * PEM; private keys are PKCS#8. No global crypto provider is installed.
  */
-import './reflect-metadata.ts';
+import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import {
   AuthorityKeyIdentifierExtension,
