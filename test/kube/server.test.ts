@@ -387,6 +387,7 @@ describe('Kubernetes API test server', () => {
       assert.equal(several.code, 422);
       const fields = several.status.details?.causes?.map((c) => `${c.field}: ${c.reason}`).sort();
       assert.deepEqual(fields, [
+        '<nil>: FieldValueInvalid',
         'spec.port: FieldValueTypeInvalid',
         'spec.rateLimits[0].limit: FieldValueInvalid',
         'spec.rateLimits[0].name: FieldValueInvalid',
@@ -566,6 +567,7 @@ describe('Kubernetes API test server', () => {
     const groups = await kc.makeApiClient(ApisApi).getAPIVersions();
     assert.deepEqual(groups.groups.map((g) => g.name).sort(), [
       'apiextensions.k8s.io',
+      'authentication.k8s.io',
       'coordination.k8s.io',
       'tollgate.dev',
     ]);
