@@ -131,6 +131,9 @@ export class Writer {
     const next = this.#nextState(type, current, subresource, body);
     guardTerminating(type, name, current, next);
     this.#admit(type, name, next, current, options);
+    // An updated CRD serves its new schema and rules from then on, as the real one does.
+    const reinstalls =
+      type.plural === 'customresourcedefinitions' && subresource !== 'status' ? crdType(next) : undefined;
     const finalMeta = metaOf(next);
     for (const field of ['uid', 'creationTimestamp', 'name', 'namespace']) {
       if (currentMeta[field] === undefined) delete finalMeta[field];
@@ -151,6 +154,7 @@ export class Writer {
       return next;
     }
     if (sameJson(next, current)) return structuredClone(current); // a no-op write keeps the version
+    if (reinstalls !== undefined) this.#store.addType(reinstalls);
     return this.#store.write(
       type,
       'MODIFIED',
