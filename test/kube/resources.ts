@@ -195,6 +195,51 @@ export function specPart(object: Obj): Obj {
   return rest;
 }
 
+/** ObjectMeta's fields in the order the real server serializes them. */
+const META_ORDER = [
+  'name',
+  'generateName',
+  'namespace',
+  'selfLink',
+  'uid',
+  'resourceVersion',
+  'generation',
+  'creationTimestamp',
+  'deletionTimestamp',
+  'deletionGracePeriodSeconds',
+  'labels',
+  'annotations',
+  'ownerReferences',
+  'finalizers',
+  'managedFields',
+];
+
+function sortedKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortedKeys);
+  if (!isRecord(value)) return value;
+  return Object.fromEntries(
+    Object.keys(value)
+      .sort()
+      .map((k) => [k, sortedKeys(value[k])]),
+  );
+}
+
+/**
+ * `object` with its keys in the order the real server writes them: a typed
+ * (built-in) object as its Go struct (kind, apiVersion, metadata in
+ * ObjectMeta order, then the rest), a custom resource as unstructured JSON
+ * (every map sorted by key).
+ */
+export function canonical(type: ResourceType, object: Obj): Obj {
+  if (type.custom) return sortedKeys(object) as Obj;
+  const meta = metaOf(object);
+  const ordered: Obj = {};
+  for (const key of META_ORDER) if (meta[key] !== undefined) ordered[key] = meta[key];
+  for (const [key, value] of Object.entries(meta)) if (!(key in ordered)) ordered[key] = value;
+  const { kind, apiVersion, metadata: _m, ...rest } = object;
+  return { kind, apiVersion, metadata: ordered, ...rest };
+}
+
 /** Deep equality of two JSON values, ignoring key order. */
 export function sameJson(a: unknown, b: unknown): boolean {
   return isDeepStrictEqual(a, b);

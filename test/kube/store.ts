@@ -5,7 +5,7 @@
  * list be served from a past resourceVersion (a consistent snapshot, as
  * etcd serves paged lists); versions older than the history are compacted.
  */
-import { BUILTIN, metaOf, objectKey, type ResourceType, str, typeKey } from './resources.ts';
+import { BUILTIN, canonical, metaOf, objectKey, type ResourceType, str, typeKey } from './resources.ts';
 import { notFound, type Obj } from './status.ts';
 
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -120,10 +120,11 @@ export class Store {
   write(type: ResourceType, eventType: 'ADDED' | 'MODIFIED', object: Obj, previous?: Obj): Obj {
     this.#rv++;
     metaOf(object).resourceVersion = String(this.#rv);
-    const key = this.#keyOf(type, object);
-    this.#objects.set(key, object);
-    this.#record({ rv: this.#rv, key, typeKey: typeKey(type), type: eventType, object, previous });
-    return structuredClone(object);
+    const stored = canonical(type, object);
+    const key = this.#keyOf(type, stored);
+    this.#objects.set(key, stored);
+    this.#record({ rv: this.#rv, key, typeKey: typeKey(type), type: eventType, object: stored, previous });
+    return structuredClone(stored);
   }
 
   /** Removes the stored `object`; returns it as the DELETED event carries it (at the new version). */
