@@ -4,8 +4,8 @@
  * `fieldValidation=Strict`), `default`s are filled in, then the object is
  * validated (types, enums, patterns, bounds, required) with Ajv and every
  * error is reported as a `Status` cause with a Kubernetes field path
- * (`spec.routes[0].name`). CEL rules (`x-kubernetes-validations`) are not
- * evaluated.
+ * (`spec.routes[0].name`). CEL rules (`x-kubernetes-validations`) are
+ * evaluated separately (cel-rules.ts).
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
@@ -91,15 +91,16 @@ function cause(error: ErrorObject): StatusCause | undefined {
     case 'minItems':
       return invalid(`should have at least ${String(params.limit)} items`);
     case 'maxItems':
+    case 'maxProperties': {
+      const count = Array.isArray(value) ? value.length : isRecord(value) ? Object.keys(value).length : 0;
       return {
         reason: 'FieldValueTooMany',
-        message: `Too many: must have at most ${String(params.limit)} items`,
+        message: `Too many: ${count}: must have at most ${String(params.limit)} items`,
         field,
       };
+    }
     case 'minProperties':
       return invalid(`should have at least ${String(params.limit)} properties`);
-    case 'maxProperties':
-      return invalid(`should have at most ${String(params.limit)} properties`);
     case 'format':
       return invalid(`must be of type ${String(params.format)}`);
     case 'anyOf':

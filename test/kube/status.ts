@@ -100,6 +100,14 @@ export function alreadyExists(ref: ResourceRef, name: string): ApiError {
   return failure(409, 'AlreadyExists', `${qualified(ref)} "${name}" already exists`, refDetails(ref, name));
 }
 
+/** 403 `pods "x" is forbidden: WHY`, as admission refusals read. */
+export function forbidden(ref: ResourceRef, name: string, why: string, causes?: StatusCause[]): ApiError {
+  return failure(403, 'Forbidden', `${qualified(ref)} "${name}" is forbidden: ${why}`, {
+    ...refDetails(ref, name),
+    ...(causes === undefined ? {} : { causes }),
+  });
+}
+
 /** 409 Conflict on a stale `resourceVersion` (or a failed precondition). */
 export function conflict(ref: ResourceRef, name: string, why: string): ApiError {
   return failure(
