@@ -37,7 +37,11 @@ export interface IssueTokenOptions {
   pod?: { name: string; uid: string };
   /** Default: the API server's audience. */
   audiences?: string[];
-  /** Lifetime from `now`; default 3600. Zero or negative mints an already expired token. */
+  /**
+   * Lifetime from `now`; default 3600. Zero or negative mints an expired
+   * token, which reviews still accept within go-jose's 60 s leeway (use -61
+   * or less, or a past `now`, for one they refuse).
+   */
   expirationSeconds?: number;
   /** Issue time (`iat`, `nbf`); default now. */
   now?: Date;

@@ -134,21 +134,7 @@ export class Writer {
     // An updated CRD serves its new schema and rules from then on, as the real one does.
     const reinstalls =
       type.plural === 'customresourcedefinitions' && subresource !== 'status' ? crdType(next) : undefined;
-    const finalMeta = metaOf(next);
-    for (const field of ['uid', 'creationTimestamp', 'name', 'namespace']) {
-      if (currentMeta[field] === undefined) delete finalMeta[field];
-      else finalMeta[field] = currentMeta[field];
-    }
-    if (type.generation) {
-      const bump = subresource !== 'status' && !sameJson(specPart(next), specPart(current));
-      const generation = typeof currentMeta.generation === 'number' ? currentMeta.generation : 1;
-      finalMeta.generation = bump ? generation + 1 : generation;
-    } else {
-      delete finalMeta.generation;
-    }
-    next.apiVersion = apiVersionOf(type);
-    next.kind = type.kind;
-    finalMeta.resourceVersion = currentMeta.resourceVersion;
+    this.#keepSystemFields(type, current, next, subresource);
     if (completesDeletion(current, next)) {
       this.#remove(type, current);
       return next;
@@ -219,6 +205,26 @@ export class Writer {
       'UnsupportedMediaType',
       `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json${type.custom ? '' : ', application/strategic-merge-patch+json'}`,
     );
+  }
+
+  /** Copies what a write cannot change from `current` into `next`, and counts the generation. */
+  #keepSystemFields(type: ResourceType, current: Obj, next: Obj, subresource: string | undefined): void {
+    const currentMeta = metaOf(current);
+    const finalMeta = metaOf(next);
+    for (const field of ['uid', 'creationTimestamp', 'name', 'namespace']) {
+      if (currentMeta[field] === undefined) delete finalMeta[field];
+      else finalMeta[field] = currentMeta[field];
+    }
+    if (type.generation) {
+      const bump = subresource !== 'status' && !sameJson(specPart(next), specPart(current));
+      const generation = typeof currentMeta.generation === 'number' ? currentMeta.generation : 1;
+      finalMeta.generation = bump ? generation + 1 : generation;
+    } else {
+      delete finalMeta.generation;
+    }
+    next.apiVersion = apiVersionOf(type);
+    next.kind = type.kind;
+    finalMeta.resourceVersion = currentMeta.resourceVersion;
   }
 
   #nextState(type: ResourceType, current: Obj, subresource: string | undefined, body: Obj): Obj {
