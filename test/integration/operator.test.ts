@@ -52,7 +52,10 @@ function names(bundle: { json: string } | undefined): string[] {
   return (JSON.parse(bundle.json) as PolicyBundle).policies.map((p) => p.ref.name).sort();
 }
 
-async function connect(pod: string, opts: { token?: string; refuse?: () => string | undefined; address?: string } = {}) {
+async function connect(
+  pod: string,
+  opts: { token?: string; refuse?: () => string | undefined; address?: string } = {},
+) {
   const p = pods[pod];
   assert.ok(p, pod);
   const sidecar = new SimulatedSidecar({
@@ -70,12 +73,17 @@ async function getPolicy(name: string): Promise<PolicyObject> {
   return (await env.custom.getNamespacedCustomObject({ ...API, name })) as PolicyObject;
 }
 
-async function statusOf(name: string, check: (p: PolicyObject) => boolean, timeoutMs = 5000): Promise<PolicyObject> {
+async function statusOf(
+  name: string,
+  check: (p: PolicyObject) => boolean,
+  timeoutMs = 5000,
+): Promise<PolicyObject> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const p = await getPolicy(name);
     if (check(p)) return p;
-    if (Date.now() > deadline) throw new Error(`status of ${name} never matched: ${JSON.stringify(p.status)}`);
+    if (Date.now() > deadline)
+      throw new Error(`status of ${name} never matched: ${JSON.stringify(p.status)}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }
@@ -100,7 +108,13 @@ before(async () => {
   pods['orders-1'] = await createPod(env, NS, 'orders-1', { app: 'orders' }, { serviceAccount: 'orders' });
   pods['orders-2'] = await createPod(env, NS, 'orders-2', { app: 'orders' }, { serviceAccount: 'orders' });
   pods['web-1'] = await createPod(env, NS, 'web-1', { app: 'web' }, { serviceAccount: 'web' });
-  pods['plain-1'] = await createPod(env, NS, 'plain-1', { app: 'orders' }, { serviceAccount: 'orders', meshed: false });
+  pods['plain-1'] = await createPod(
+    env,
+    NS,
+    'plain-1',
+    { app: 'orders' },
+    { serviceAccount: 'orders', meshed: false },
+  );
   op = await startOperator(env);
   await waitFor('leadership', () => op.operator.leader);
 });
@@ -128,7 +142,13 @@ describe('operator: policy → bundles → status', () => {
     assert.equal(p.status?.observedGeneration, 1);
     assert.deepEqual(
       { ...condition(p, 'Accepted') },
-      { ...condition(p, 'Accepted'), type: 'Accepted', status: 'True', reason: 'Valid', observedGeneration: 1 },
+      {
+        ...condition(p, 'Accepted'),
+        type: 'Accepted',
+        status: 'True',
+        reason: 'Valid',
+        observedGeneration: 1,
+      },
     );
     assert.equal(condition(p, 'Programmed')?.reason, 'AllSynced');
     assert.deepEqual(p.status?.workloads, { selected: 2, programmed: 2 }, 'the unmeshed pod is not counted');
@@ -141,11 +161,18 @@ describe('operator: policy → bundles → status', () => {
     const [one, two] = [sidecars[1], sidecars[2]];
     assert.ok(one && two);
     const started = performance.now();
-    await replaceSpec('orders', policyManifest('x', { selector: { app: 'orders' }, paths: ['/v2/orders'] }).spec as never);
-    const isV2 = (b: { json: string }) => (JSON.parse(b.json) as PolicyBundle).policies[0]?.routes[0]?.path === '/v2/orders';
+    await replaceSpec(
+      'orders',
+      policyManifest('x', { selector: { app: 'orders' }, paths: ['/v2/orders'] }).spec as never,
+    );
+    const isV2 = (b: { json: string }) =>
+      (JSON.parse(b.json) as PolicyBundle).policies[0]?.routes[0]?.path === '/v2/orders';
     const got = await Promise.all([one.waitForBundle(isV2, 1000), two.waitForBundle(isV2, 1000)]);
     for (const b of got) assert.ok(b.at - started < 1000, `took ${b.at - started} ms`);
-    const p = await statusOf('orders', (x) => x.status?.observedGeneration === 2 && condition(x, 'Programmed')?.status === 'True');
+    const p = await statusOf(
+      'orders',
+      (x) => x.status?.observedGeneration === 2 && condition(x, 'Programmed')?.status === 'True',
+    );
     assert.deepEqual(p.status?.workloads, { selected: 2, programmed: 2 });
   });
 
@@ -170,8 +197,14 @@ describe('operator: policy → bundles → status', () => {
     assert.equal(invalid?.type, 'Warning');
     assert.match(invalid?.message ?? '', /spec\.routes\[0\]\.path/);
     // Fix it again for the next tests.
-    await replaceSpec('orders', policyManifest('x', { selector: { app: 'orders' }, paths: ['/v4/orders'] }).spec as never);
-    await statusOf('orders', (x) => x.status?.observedGeneration === 4 && condition(x, 'Programmed')?.status === 'True');
+    await replaceSpec(
+      'orders',
+      policyManifest('x', { selector: { app: 'orders' }, paths: ['/v4/orders'] }).spec as never,
+    );
+    await statusOf(
+      'orders',
+      (x) => x.status?.observedGeneration === 4 && condition(x, 'Programmed')?.status === 'True',
+    );
   });
 
   test('two policies selecting the same pods: the newer is Conflicted, bundles keep the older', async () => {
@@ -195,9 +228,14 @@ describe('operator: policy → bundles → status', () => {
     const three = await connect('orders-3', { refuse: () => 'cannot load: out of memory (simulated)' });
     await three.waitForBundle();
     const p = await statusOf('orders', (x) => condition(x, 'Programmed')?.reason === 'Rejected');
-    assert.match(condition(p, 'Programmed')?.message ?? '', /shop\/orders-3 rejected sha256:[0-9a-f]+: cannot load: out of memory/);
+    assert.match(
+      condition(p, 'Programmed')?.message ?? '',
+      /shop\/orders-3 rejected sha256:[0-9a-f]+: cannot load: out of memory/,
+    );
     assert.deepEqual(p.status?.workloads, { selected: 3, programmed: 2 });
-    await waitFor('the NACK annotation', () => (op.operator.index.pod(NS, 'orders-3')?.nack ?? '').includes('out of memory'));
+    await waitFor('the NACK annotation', () =>
+      (op.operator.index.pod(NS, 'orders-3')?.nack ?? '').includes('out of memory'),
+    );
     three.close();
     await env.core.deleteNamespacedPod({ namespace: NS, name: 'orders-3' });
     const back = await statusOf('orders', (x) => condition(x, 'Programmed')?.status === 'True');
@@ -222,15 +260,21 @@ describe('operator: who may open a policy stream', () => {
 
   test('an expired token is UNAUTHENTICATED', async () => {
     const p = pods['orders-1'] as V1Pod;
-    const end = await refused('orders-1', await podToken(env, p, { expirationSeconds: 0 }));
+    const end = await refused('orders-1', await podToken(env, p, { expirationSeconds: -120 }));
     assert.equal(end.code, GrpcStatus.UNAUTHENTICATED);
     assert.match(end.details, /expired/i);
   });
 
   test('a token for another audience, or signed by an unknown key, is UNAUTHENTICATED', async () => {
     const p = pods['orders-1'] as V1Pod;
-    assert.equal((await refused('orders-1', await podToken(env, p, { audiences: ['vault'] }))).code, GrpcStatus.UNAUTHENTICATED);
-    assert.equal((await refused('orders-1', await podToken(env, p, { signingKey: 'foreign' }))).code, GrpcStatus.UNAUTHENTICATED);
+    assert.equal(
+      (await refused('orders-1', await podToken(env, p, { audiences: ['vault'] }))).code,
+      GrpcStatus.UNAUTHENTICATED,
+    );
+    assert.equal(
+      (await refused('orders-1', await podToken(env, p, { signingKey: 'foreign' }))).code,
+      GrpcStatus.UNAUTHENTICATED,
+    );
     assert.equal((await refused('orders-1', 'not-a-jwt')).code, GrpcStatus.UNAUTHENTICATED);
   });
 
@@ -282,7 +326,10 @@ describe('operator: two replicas', () => {
       // The leader stops: the follower takes over and keeps status current.
       await op.operator.stop();
       await waitFor('the follower leading', () => second.operator.leader, 5000);
-      await replaceSpec('orders', policyManifest('x', { selector: { app: 'orders' }, paths: ['/after'] }).spec as never);
+      await replaceSpec(
+        'orders',
+        policyManifest('x', { selector: { app: 'orders' }, paths: ['/after'] }).spec as never,
+      );
       await follower.waitForBundle((b) => b.json.includes('/after'));
       const q = await statusOf('orders', (x) => x.status?.observedGeneration === 2);
       assert.equal(condition(q, 'Accepted')?.status, 'True');

@@ -3,6 +3,9 @@
  * ApiPolicy CRD, a serving certificate in a Secret, a namespace with a
  * ServiceAccount and meshed pods, and operators started in-process on it.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { Operator } from '../../operator/operator.ts';
@@ -151,6 +154,100 @@ export function policyManifest(
         methods: ['GET'],
         public: true,
       })),
+    },
+  };
+}
+
+/** A kubeconfig file for the test server (plain HTTP on loopback). */
+export function writeKubeconfig(env: OperatorEnv, file: string): void {
+  writeFileSync(
+    file,
+    `apiVersion: v1
+kind: Config
+clusters: [{name: test, cluster: {server: "${env.kube.url}", insecure-skip-tls-verify: true}}]
+users: [{name: test, user: {token: tollgate-test-token}}]
+contexts: [{name: test, context: {cluster: test, user: test, namespace: default}}]
+current-context: test
+`,
+  );
+}
+
+/** A loopback port that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as { port: number };
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+export interface OperatorProcess {
+  proc: ChildProcess;
+  output(): string;
+  /** SIGKILL, resolved when it exited. */
+  kill(): Promise<void>;
+}
+
+/** Runs `tollgate operator` as a real process; resolves once /readyz answers 200. */
+export async function startOperatorProcess(
+  kubeconfig: string,
+  grpcPort: number,
+  healthPort: number,
+  identity = 'replica-1',
+): Promise<OperatorProcess> {
+  const proc = spawn(
+    fileURLToPath(new URL('../../bin/tollgate', import.meta.url)),
+    [
+      'operator',
+      '--kubeconfig',
+      kubeconfig,
+      '--grpc-listen',
+      `127.0.0.1:${grpcPort}`,
+      '--health-listen',
+      `127.0.0.1:${healthPort}`,
+      '--serving-secret',
+      `${SYSTEM_NS}/tollgate-operator-tls`,
+      '--namespace',
+      SYSTEM_NS,
+      '--identity',
+      identity,
+      '--lease-duration',
+      '2s',
+      '--renew-deadline',
+      '1500ms',
+      '--retry-period',
+      '200ms',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  proc.stdout?.setEncoding('utf8').on('data', (c: string) => {
+    out += c;
+  });
+  proc.stderr?.setEncoding('utf8').on('data', (c: string) => {
+    out += c;
+  });
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`operator exited ${proc.exitCode}: ${out}`);
+    const ready = await fetch(`http://127.0.0.1:${healthPort}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
+    if (ready) break;
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`operator not ready: ${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    proc,
+    output: () => out,
+    kill: async () => {
+      proc.kill('SIGKILL');
+      await exited;
     },
   };
 }
