@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { parseRedisTarget } from './pipeline/ratelimit/redis-client.ts';
+import type { SubjectLogging } from './telemetry/access-log.ts';
 
 export interface HostPort {
   host: string;
@@ -22,6 +23,10 @@ export interface AgentConfig {
   redisUrl?: string | null;
   /** Longest wait for Redis (ms) before a request is limited on local buckets instead (default 50). */
   redisTimeoutMs?: number;
+  /** One `info` line per request (default true; `--log-level warn` also silences it). */
+  accessLog?: boolean;
+  /** The verified `sub` in access and security logs: none (default), hash or plain. */
+  logSubject?: SubjectLogging;
 }
 
 interface FlagSpec {
@@ -47,6 +52,16 @@ export const AGENT_FLAGS: Readonly<Record<string, FlagSpec>> = {
   },
   labels: { type: 'string', description: 'pod labels k=v,... matched against policy selectors' },
   'log-level': { type: 'string', default: 'info', description: 'debug | info | warn | error' },
+  'access-log': {
+    type: 'string',
+    default: 'on',
+    description: 'on | off: one JSON line per request (at info level)',
+  },
+  'log-subject': {
+    type: 'string',
+    default: 'none',
+    description: "none | hash | plain: the token's sub in access and security logs",
+  },
   'redis-url': {
     type: 'string',
     description:
@@ -164,6 +179,10 @@ export function parseAgentConfig(args: string[]): AgentConfig | null {
   const logLevel = str('log-level') ?? 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel))
     problems.push('--log-level: debug | info | warn | error');
+  const accessLog = str('access-log') ?? 'on';
+  if (!['on', 'off'].includes(accessLog)) problems.push('--access-log: on | off');
+  const logSubject = str('log-subject') ?? 'none';
+  if (!['none', 'hash', 'plain'].includes(logSubject)) problems.push('--log-subject: none | hash | plain');
   const config: AgentConfig = {
     policyPath: policyPath ?? '',
     upstream: parseUpstream(str('upstream'), problems),
@@ -173,6 +192,8 @@ export function parseAgentConfig(args: string[]): AgentConfig | null {
     logLevel: logLevel as AgentConfig['logLevel'],
     redisUrl: parseRedisUrl(str('redis-url'), problems),
     redisTimeoutMs: parseTimeout(str('redis-timeout') ?? '50', problems),
+    accessLog: accessLog !== 'off',
+    logSubject: logSubject as SubjectLogging,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   Object.freeze(config.listen);

@@ -3,7 +3,9 @@ import { pino } from 'pino';
 import { Agent, PolicyLoadError } from '../agent/agent.ts';
 import { agentHelp, ConfigError, parseAgentConfig } from '../agent/config.ts';
 import { formatDiagnostic } from '../policy/diagnostics.ts';
+import { type OtelConfig, OtelConfigError, readOtelConfig } from '../telemetry/otel/config.ts';
 import { type CliIo, EXIT } from './cli-io.ts';
+import type { AgentOtel } from './telemetry.ts';
 
 export const AGENT_HELP = agentHelp();
 
@@ -22,15 +24,34 @@ export async function runAgent(args: string[], io: CliIo): Promise<number> {
     io.out(AGENT_HELP);
     return EXIT.ok;
   }
+  let otelConfig: OtelConfig | null;
+  try {
+    otelConfig = readOtelConfig(process.env, 'tollgate-agent');
+  } catch (e) {
+    if (!(e instanceof OtelConfigError)) throw e;
+    for (const p of e.problems) io.err(`tollgate agent: ${p}`);
+    return EXIT.usage;
+  }
   const logger = pino({ level: config.logLevel, base: { component: 'agent' } });
   const agent = new Agent(config, { logger });
+  let otel: AgentOtel | null = null;
   try {
+    if (otelConfig) {
+      // Loaded only when configured: without OTEL_* the SDK costs nothing, not even its import.
+      const { startAgentOtel } = await import('./telemetry.ts');
+      otel = await startAgentOtel(otelConfig, agent, config, logger);
+      logger.info(
+        { traces: otelConfig.traces, metrics: otelConfig.metrics, logs: otelConfig.logs },
+        'OpenTelemetry export on',
+      );
+    }
     const { listen, admin } = await agent.start();
     logger.info(
       { listen: `${listen.address}:${listen.port}`, admin: `${admin.address}:${admin.port}` },
       'agent started',
     );
   } catch (e) {
+    await otel?.shutdown();
     if (e instanceof PolicyLoadError) {
       for (const d of e.diagnostics) io.err(formatDiagnostic(d));
       io.err('tollgate agent: the policy is invalid; not starting');
@@ -41,10 +62,13 @@ export async function runAgent(args: string[], io: CliIo): Promise<number> {
   }
   const stop = (signal: string) => {
     logger.info({ signal }, 'draining');
-    agent.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
+    agent
+      .stop()
+      .then(() => otel?.shutdown())
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));

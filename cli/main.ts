@@ -2,13 +2,13 @@
  * The `tollgate` command: wiring only. Parses the subcommand, runs it with the
  * process's streams, and turns its result into an exit code (2 on bad usage).
  */
-import { readFileSync } from 'node:fs';
 import { AGENT_HELP, runAgent } from './agent.ts';
 import { CHECK_HELP, runCheck } from './check.ts';
 import { type CliIo, EXIT, processIo, UsageError } from './cli-io.ts';
 import { INVENTORY_HELP, runInventory } from './inventory.ts';
 import { runTest, TEST_HELP } from './test-cases.ts';
 import { runValidate, VALIDATE_HELP } from './validate.ts';
+import { packageVersion } from './version.ts';
 
 export const MAIN_HELP = `Usage: tollgate COMMAND [options]
 
@@ -34,22 +34,6 @@ const COMMANDS: Record<string, { run: Command; help: string }> = {
   inventory: { run: runInventory, help: INVENTORY_HELP },
 };
 
-function version(): string {
-  // cli/main.ts from source, dist/cli/main.js when built.
-  for (const rel of ['../package.json', '../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as {
-        name?: string;
-        version?: string;
-      };
-      if (pkg.name === 'tollgate' && pkg.version) return pkg.version;
-    } catch {
-      // not at this level
-    }
-  }
-  return 'unknown';
-}
-
 /** Runs the CLI; returns the exit code. */
 export async function main(argv: string[], io: CliIo): Promise<number> {
   const [command, ...rest] = argv;
@@ -63,7 +47,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     return command === undefined ? EXIT.usage : EXIT.ok;
   }
   if (command === '--version') {
-    io.out(`tollgate ${version()} (node ${process.version})`);
+    io.out(`tollgate ${packageVersion()} (node ${process.version})`);
     return EXIT.ok;
   }
   const cmd = COMMANDS[command];

@@ -168,11 +168,15 @@ export function sendChunked(
   });
 }
 
-/** Starts `tollgate agent` on ephemeral ports; `extraArgs` are appended (e.g. `--redis-url`). */
+/**
+ * Starts `tollgate agent` on ephemeral ports; `extraArgs` are appended (e.g.
+ * `--redis-url`), `env` is added to the environment (e.g. `OTEL_*`).
+ */
 export function startAgent(
   policy: string,
   upstreamPort: number,
   extraArgs: readonly string[] = [],
+  env: Readonly<Record<string, string>> = {},
 ): Promise<{ proc: ChildProcess; port: number; admin: number }> {
   const proc = spawn(
     join(root, 'bin/tollgate'),
@@ -188,7 +192,7 @@ export function startAgent(
       '127.0.0.1:0',
       ...extraArgs,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
   );
   return new Promise((resolve, reject) => {
     let out = '';
