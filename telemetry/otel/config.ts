@@ -190,7 +190,7 @@ export function readOtelConfig(env: Env, serviceName: string): OtelConfig | null
     metricTimeoutMillis: integer(env, 'OTEL_METRIC_EXPORT_TIMEOUT', 30_000, problems),
     resource: Object.freeze(resource),
   };
-  if (problems.length > 0) throw new OtelConfigError(problems);
+  if (problems.length > 0) throw new OtelConfigError([...new Set(problems)]);
   if (!traces && !metrics && !logs) return null;
   Object.freeze(config.spans);
   Object.freeze(config.logRecords);
