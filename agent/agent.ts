@@ -10,7 +10,7 @@ import { formatDiagnostic } from '../policy/diagnostics.ts';
 import { RateLimiter } from '../policy/ratelimit/rate-limiter.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import type { AgentConfig } from './config.ts';
-import { PolicyError } from './errors.ts';
+import { PolicyError, RESCUE } from './errors.ts';
 import { Inventory } from './inventory/inventory.ts';
 import { callerKey, InventoryTracker } from './inventory/request-tracker.ts';
 import { bundleStates } from './pipeline/bundle-state.ts';
@@ -20,7 +20,7 @@ import {
   type PipelineEnv,
   type RequestInfo,
 } from './pipeline/decide-request.ts';
-import { protectionEnv } from './pipeline/protection/protection.ts';
+import { clientKey, protectionEnv } from './pipeline/protection/protection.ts';
 import { GlobalLimiter } from './pipeline/ratelimit/global-limiter.ts';
 import { connectWithin, createRedisClient, redactRedisUrl } from './pipeline/ratelimit/redis-client.ts';
 import { ResponseFilter } from './pipeline/respond/response-filter.ts';
@@ -31,7 +31,11 @@ import { sendProblem, writeSocketProblem } from './proxy/problem-response.ts';
 import { checkRequestFraming } from './proxy/request-framing.ts';
 import { requestIdFrom } from './proxy/upstream-headers.ts';
 import { createPolicySource, type PolicySource } from './source/policy-source.ts';
+import { subscribeAccessLog } from './telemetry/access-log.ts';
+import type { RequestRecord } from './telemetry/channels.ts';
 import { Metrics } from './telemetry/metrics.ts';
+import { RequestMetrics } from './telemetry/request-metrics.ts';
+import { RequestTelemetry } from './telemetry/request-telemetry.ts';
 
 /** The logging calls the agent makes (pino's shape). */
 export interface Logger {
@@ -39,6 +43,7 @@ export interface Logger {
   info(fields: object, msg: string): void;
   warn(fields: object, msg: string): void;
   error(fields: object, msg: string): void;
+  isLevelEnabled?(level: string): boolean;
 }
 
 export interface AgentDeps {
@@ -73,7 +78,9 @@ export class Agent {
   readonly #forwarder: Forwarder;
   readonly #responses: ResponseFilter;
   readonly #env: PipelineEnv;
-  readonly #requestSeries = new Map<string, { value: number }>();
+  /** Request records published on the telemetry channels (agent/telemetry/channels.ts). */
+  readonly #telemetry: RequestTelemetry;
+  #unsubscribe: (() => void)[] = [];
   /** Global rate limits shared through Redis; null without --redis-url. */
   readonly #global: { limiter: GlobalLimiter; connect: () => Promise<void>; store: string } | null;
   #warnedPerSidecar = false;
@@ -84,6 +91,14 @@ export class Agent {
     this.#config = config;
     this.#deps = deps;
     const now = deps.now ?? Date.now;
+    this.#telemetry = new RequestTelemetry({ now });
+    let loadedAt: number | null = null;
+    this.metrics.gauge(
+      'tollgate_policy_bundle_age_seconds',
+      {},
+      () => (loadedAt === null ? Number.NaN : (now() - loadedAt) / 1000),
+      'Seconds since the enforced bundle was loaded',
+    );
     const upstreamPort = Number(config.upstream.port || 80);
     this.inventory = new Inventory({ now });
     this.#tracker = new InventoryTracker(this.inventory, (route) =>
@@ -102,6 +117,13 @@ export class Agent {
           this.#warnedPerSidecar = true;
           deps.logger.warn({}, 'Global rate limits act per sidecar: no --redis-url to share them through');
         }
+        loadedAt = now();
+        this.metrics.set(
+          'tollgate_policy_bundle_loaded_timestamp_seconds',
+          {},
+          loadedAt / 1000,
+          'When the enforced bundle was loaded (Unix seconds)',
+        );
         this.metrics.reset('tollgate_policy_bundle_info');
         this.metrics.set(
           'tollgate_policy_bundle_info',
@@ -146,7 +168,7 @@ export class Agent {
       limiter: this.#global?.limiter ?? local,
       now,
       state: bundleStates(authnOptions),
-      protection: protectionEnv({ logger: deps.logger, metrics: this.metrics, now }),
+      protection: protectionEnv({ metrics: this.metrics, now }),
     };
   }
 
@@ -157,6 +179,16 @@ export class Agent {
   async start(): Promise<{ listen: AddressInfo; admin: AddressInfo }> {
     const refused = await this.#source.start();
     if (refused) throw new PolicyLoadError(refused);
+    this.#unsubscribe.push(
+      subscribeAccessLog({
+        logger: this.#deps.logger,
+        source: this.#telemetry,
+        access: this.#config.accessLog ?? true,
+        subject: this.#config.logSubject ?? 'none',
+      }),
+    );
+    const requestMetrics = new RequestMetrics(this.metrics, this.#telemetry).subscribe();
+    this.#unsubscribe.push(() => requestMetrics.close());
     if (this.#global) {
       // Bounded: an unreachable store only means local buckets until it answers.
       await this.#global.connect();
@@ -184,29 +216,39 @@ export class Agent {
     if (this.#admin) await drainServer(this.#admin, { timeoutMs: 1000 });
     await this.#forwarder.close();
     this.#global?.limiter.close();
+    for (const unsubscribe of this.#unsubscribe) unsubscribe();
+    this.#unsubscribe = [];
   }
 
-  #info(req: IncomingMessage): RequestInfo {
-    return {
+  /** The request's info, its facts filled by the pipeline into its telemetry record. */
+  #info(req: IncomingMessage): { info: RequestInfo; record: RequestRecord } {
+    const info: RequestInfo = {
       req,
       requestId: requestIdFrom(req),
       clientIp: clientIp(req.socket),
       proto: 'http',
       peerId: null,
     };
+    const record = this.#telemetry.begin(info, clientKey(info));
+    info.facts = record.facts;
+    return { info, record };
   }
 
   #handle(req: IncomingMessage, res: ServerResponse, ctl: { continue(): void }): void {
-    const info = this.#info(req);
+    const { info, record } = this.#info(req);
     this.#tracker.watch(req, res, callerKey(info));
+    this.#telemetry.watch(record, res);
     const framing = checkRequestFraming(req);
     if (framing) {
-      this.#deny(req, res, info, framing);
+      this.#deny(req, res, info, record, framing);
       return;
     }
     decideRequest(this.#source.current, info, this.#env)
       .then(async (plan) => {
         this.#tracker.plan(req, plan);
+        this.#telemetry.planned(record, plan);
+        // The app continues the trace of the request's span (a tracing subscriber set it).
+        if (record.propagate) Object.assign(plan.headers, record.propagate);
         // The head is allowed and the body is about to be read: now the client may send it.
         ctl.continue();
         let prepared: PreparedBody;
@@ -215,8 +257,11 @@ export class Agent {
         } catch (e) {
           throw bodyDenial(e, plan);
         }
-        const findings = [...plan.findings, ...prepared.findings];
-        this.#record(info, plan.route, findings.length > 0 ? 'audit-deny' : plan.decision, findings);
+        for (const f of [...plan.findings, ...prepared.findings]) this.#logFinding(info, plan.route, f);
+        this.#telemetry.findings(
+          record,
+          prepared.findings.map((f) => f.code),
+        );
         if (prepared.length !== null) plan.headers['content-length'] = String(prepared.length);
         try {
           const rewriteBody = this.#responses.hookFor(plan, req.method ?? 'GET');
@@ -236,15 +281,16 @@ export class Agent {
           throw overflow ? bodyDenial(overflow, plan) : e;
         }
       })
-      .catch((e: unknown) => this.#deny(req, res, info, e));
+      .catch((e: unknown) => this.#deny(req, res, info, record, e));
   }
 
   #handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
-    const info = this.#info(req);
+    const { info, record } = this.#info(req);
     const refuse = (e: unknown) => {
       this.#tracker.refusedUpgrade(req, e, callerKey(info));
-      this.#recordError(info, e);
+      this.#recordError(info, record, e);
       writeSocketProblem(socket, e, info.requestId);
+      this.#telemetry.end(record, e instanceof PolicyError ? RESCUE[e.code].status : 500);
     };
     const framing = checkRequestFraming(req);
     if (framing) {
@@ -253,24 +299,30 @@ export class Agent {
     }
     decideRequest(this.#source.current, info, this.#env)
       .then((plan) => {
-        this.#record(info, plan.route, plan.decision, plan.findings);
+        for (const f of plan.findings) this.#logFinding(info, plan.route, f);
         this.#tracker.plan(req, plan);
+        this.#telemetry.planned(record, plan);
+        if (record.propagate) Object.assign(plan.headers, record.propagate);
         return this.#forwarder
           .forwardUpgrade(req, socket, head, { path: plan.path, headers: plan.headers })
-          .then(() => this.#tracker.finish(req, 101, callerKey(info)));
+          .then(() => {
+            this.#tracker.finish(req, 101, callerKey(info));
+            this.#telemetry.end(record, 101);
+          });
       })
       .catch(refuse);
   }
 
-  #deny(req: IncomingMessage, res: ServerResponse, info: RequestInfo, e: unknown): void {
+  #deny(
+    req: IncomingMessage,
+    res: ServerResponse,
+    info: RequestInfo,
+    record: RequestRecord,
+    e: unknown,
+  ): void {
     this.#tracker.denial(req, e);
-    this.#recordError(info, e);
+    this.#recordError(info, record, e);
     sendProblem(req, res, e, info.requestId);
-  }
-
-  #record(info: RequestInfo, route: string | null, decision: string, findings: PolicyError[]): void {
-    this.#count(route ?? '(none)', decision, 'OK');
-    for (const f of findings) this.#logFinding(info, route, f);
   }
 
   #logFinding(info: RequestInfo, route: string | null, f: PolicyError): void {
@@ -281,30 +333,11 @@ export class Agent {
     );
   }
 
-  /** Counts a request; series are cached per (route, decision, code), all bounded by the policy. */
-  #count(route: string, decision: string, code: string): void {
-    const key = `${route}\u0000${decision}\u0000${code}`;
-    let series = this.#requestSeries.get(key);
-    if (!series) {
-      series = this.metrics.counter(
-        'tollgate_requests_total',
-        { route, decision, code },
-        'Requests by route, decision and code',
-      );
-      this.#requestSeries.set(key, series);
-    }
-    series.value++;
-  }
-
-  #recordError(info: RequestInfo, e: unknown): void {
-    const code = (e as { code?: string }).code ?? 'ERR_INTERNAL';
-    const route = (e as { route?: string | null }).route ?? '(none)';
-    this.#count(route, 'deny', code);
-    if (code === 'ERR_INTERNAL' || !(e as { code?: string }).code) {
+  /** The denial goes to the request's record (the access log tells it); an unexpected failure is logged. */
+  #recordError(info: RequestInfo, record: RequestRecord, e: unknown): void {
+    this.#telemetry.denied(record, e);
+    if (!(e instanceof PolicyError) || e.code === 'ERR_INTERNAL')
       this.#deps.logger.error({ requestId: info.requestId, err: String(e) }, 'request failed');
-    } else {
-      this.#deps.logger.info({ requestId: info.requestId, code }, 'request denied');
-    }
   }
 }
 

@@ -126,6 +126,18 @@ describe('parseAgentConfig', () => {
     });
   }
 
+  test('--access-log on|off (default on) and --log-subject none|hash|plain (default none)', () => {
+    assert.equal(parse(REQUIRED).accessLog, true);
+    assert.equal(parse(REQUIRED).logSubject, 'none');
+    assert.equal(parse([...REQUIRED, '--access-log', 'off']).accessLog, false);
+    assert.equal(parse([...REQUIRED, '--log-subject', 'hash']).logSubject, 'hash');
+    assert.equal(parse([...REQUIRED, '--log-subject=plain']).logSubject, 'plain');
+    assert.deepEqual(problems([...REQUIRED, '--access-log', 'yes', '--log-subject', 'sub']), [
+      '--access-log: on | off',
+      '--log-subject: none | hash | plain',
+    ]);
+  });
+
   test('a label whose key is blank once trimmed is a problem', () => {
     assert.equal(problems([...REQUIRED, '--labels= =v']).length, 1);
   });
@@ -414,10 +426,12 @@ describe('agentHelp', () => {
   test('every declared flag is accepted by the parser', () => {
     const flags = Object.keys(AGENT_FLAGS).filter((f) => f !== 'help');
     assert.deepEqual(flags.sort(), [
+      'access-log',
       'admin',
       'labels',
       'listen',
       'log-level',
+      'log-subject',
       'operator',
       'operator-backoff-ms',
       'operator-ca',

@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { parseRedisTarget } from './pipeline/ratelimit/redis-client.ts';
+import type { SubjectLogging } from './telemetry/access-log.ts';
 
 export interface HostPort {
   host: string;
@@ -24,6 +25,10 @@ export interface AgentConfig {
   redisTimeoutMs?: number;
   /** Operator mode (`--operator`): the policy comes from the operator; null/absent: standalone (`--policy`). */
   operator?: OperatorConfig | null;
+  /** One `info` line per request (default true; `--log-level warn` also silences it). */
+  accessLog?: boolean;
+  /** The verified `sub` in access and security logs: none (default), hash or plain. */
+  logSubject?: SubjectLogging;
 }
 
 /** Where and how the agent reaches the operator (`--operator` and its companions). */
@@ -109,6 +114,16 @@ export const AGENT_FLAGS: Readonly<Record<string, FlagSpec>> = {
   },
   labels: { type: 'string', description: 'pod labels k=v,... matched against policy selectors' },
   'log-level': { type: 'string', default: 'info', description: 'debug | info | warn | error' },
+  'access-log': {
+    type: 'string',
+    default: 'on',
+    description: 'on | off: one JSON line per request (at info level)',
+  },
+  'log-subject': {
+    type: 'string',
+    default: 'none',
+    description: "none | hash | plain: the token's sub in access and security logs",
+  },
   'redis-url': {
     type: 'string',
     description:
@@ -305,6 +320,10 @@ export function parseAgentConfig(
   const logLevel = str('log-level') ?? 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel))
     problems.push('--log-level: debug | info | warn | error');
+  const accessLog = str('access-log') ?? 'on';
+  if (!['on', 'off'].includes(accessLog)) problems.push('--access-log: on | off');
+  const logSubject = str('log-subject') ?? 'none';
+  if (!['none', 'hash', 'plain'].includes(logSubject)) problems.push('--log-subject: none | hash | plain');
   const config: AgentConfig = {
     policyPath: policyPath ?? '',
     upstream: parseUpstream(str('upstream'), problems),
@@ -315,6 +334,8 @@ export function parseAgentConfig(
     redisUrl: parseRedisUrl(str('redis-url'), problems),
     redisTimeoutMs: parseTimeout(str('redis-timeout') ?? '50', problems),
     operator: operator ? Object.freeze(operator) : null,
+    accessLog: accessLog !== 'off',
+    logSubject: logSubject as SubjectLogging,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   Object.freeze(config.listen);

@@ -46,6 +46,8 @@ export interface ChildOptions {
   /** CPU to pin to (ignored without taskset). */
   cpu?: number;
   env?: NodeJS.ProcessEnv;
+  /** Send stdout to /dev/null (a chatty child, e.g. an access log, must not load the bench process). */
+  discardStdout?: boolean;
 }
 
 const live = new Set<BenchChild>();
@@ -69,7 +71,7 @@ export class BenchChild {
         : [command, args];
     this.proc = spawn(cmd, argv, {
       detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', options.discardStdout ? 'ignore' : 'pipe', 'pipe'],
       env: options.env ?? process.env,
     });
     if (this.proc.pid === undefined) throw new Error(`${name}: could not spawn ${command}`);

@@ -7,6 +7,7 @@
  */
 import { type MaxResult, type PacedResult, percentile } from './load.ts';
 import type { ProcUsage } from './procs.ts';
+import { type TelemetryReport, telemetrySection, telemetrySummary } from './telemetry-report.ts';
 
 /** Foreign CPU above this (% of one core) in any window marks the run as disturbed. */
 export const FOREIGN_CPU_LIMIT_PCT = 10;
@@ -363,13 +364,14 @@ export function verdicts(s: Partial<Record<TargetName, Summary>>, r: Ratios): Ve
   ];
 }
 
-function signed(x: number, digits: number): string {
+export function signed(x: number, digits: number): string {
   return `${x >= 0 ? '+' : ''}${x.toFixed(digits)}`;
 }
-const f = (x: number | null, digits = 1) => (x === null || Number.isNaN(x) ? 'n/a' : x.toFixed(digits));
-const mark = (v: Verdict) => (v.pass === null ? '—' : v.pass ? '✅' : '❌');
+export const f = (x: number | null, digits = 1) =>
+  x === null || Number.isNaN(x) ? 'n/a' : x.toFixed(digits);
+export const mark = (v: Verdict) => (v.pass === null ? '—' : v.pass ? '✅' : '❌');
 
-function table(header: string[], rows: string[][]): string {
+export function table(header: string[], rows: string[][]): string {
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
@@ -392,7 +394,7 @@ export function overall(cases: CaseResult[]): Summary[] {
   });
 }
 
-function maxTable(summaries: Summary[]): string {
+export function maxTable(summaries: Summary[]): string {
   return table(
     [
       'target',
@@ -417,7 +419,7 @@ function maxTable(summaries: Summary[]): string {
   );
 }
 
-function latencyTable(summaries: Summary[]): string {
+export function latencyTable(summaries: Summary[]): string {
   return table(
     [
       'target',
@@ -448,7 +450,7 @@ function latencyTable(summaries: Summary[]): string {
   );
 }
 
-const fmtRatio = (x: number | null) => (x === null ? 'n/a' : `${x.toFixed(2)}×`);
+export const fmtRatio = (x: number | null) => (x === null ? 'n/a' : `${x.toFixed(2)}×`);
 
 function ratioTable(r: Ratios, rate: number): string {
   const rows: string[][] = [
@@ -505,6 +507,7 @@ export function renderMarkdown(
   meta: Meta,
   cases: CaseResult[],
   global: GlobalLimitReport | null = null,
+  telemetry: TelemetryReport | null = null,
 ): string {
   const [primary, ...others] = cases;
   if (!primary) throw new Error('no case to report');
@@ -643,6 +646,7 @@ export function renderMarkdown(
   }
 
   if (global) out.push(...globalSection(global, meta));
+  if (telemetry) out.push(...telemetrySection(telemetry, meta));
 
   out.push(`## Targets (${primary.info.id} case)`, '');
   out.push(
@@ -669,6 +673,12 @@ export function renderMarkdown(
       'removes the listed fields and serializes it again (new Content-Length); the baseline streams it. The ' +
       'gap to the GET case is the price of that work per request. These cases run fewer rounds than the GET ' +
       'case to keep the full run near 4–5 minutes: read their p99 with that in mind.',
+    '- **telemetry**: per request the telemetry-on agent builds a span (W3C context extracted and ' +
+      'injected, ~15 attributes), an OTLP log record and a JSON access line (pino, a synchronous write); spans ' +
+      'and log records are serialized to protobuf on the event loop in batches of 512 (at 1000 req/s one batch ' +
+      'per signal every ~0.5 s) and sent over HTTP. Sampling (`OTEL_TRACES_SAMPLER=parentbased_traceidratio`) ' +
+      'and `OTEL_LOGS_EXPORTER=none` scale that down; with no `OTEL_*` the SDK is not even loaded (the **get** ' +
+      "case's agent).",
     '- CPU profile (`--cpu-prof`): V8 samples wall time, so the self time of the socket write bindings ' +
       '(`writeLatin1String`, `writev`) also holds the kernel loopback path and, on a shared CPU, the time ' +
       'the woken upstream runs. Use `bench/profile-summary.ts` with `--from-ms` to leave out startup.',
@@ -683,8 +693,9 @@ export function renderMarkdown(
     'npm run bench        # full run (~4–5 min), rewrites bench/RESULTS.md',
     'npm run bench -- --quick                          # smoke check (short durations)',
     'npm run bench -- --only tollgate,baseline         # a subset (direct is always started as the upstream)',
-    'npm run bench -- --cases body-schema,omit-fields  # a subset of the cases (get, body-schema, omit-fields, global-limit)',
+    'npm run bench -- --cases body-schema,omit-fields  # a subset of the cases (get, body-schema, omit-fields, global-limit, telemetry)',
     'npm run bench -- --only tollgate --cases get,global-limit   # Global (Redis) vs local limits only',
+    'npm run bench -- --only direct,baseline,tollgate --cases get,telemetry   # telemetry on vs off only',
     'npm run bench -- --cpu-prof --only tollgate --quick   # profile the agent',
     "npm run bench -- --agent-node-options='--max-semi-space-size=4'   # try V8 flags on the agent only",
     'node bench/profile-summary.ts bench/profiles/<file>.cpuprofile   # top self-time functions',
@@ -723,7 +734,11 @@ function summaryBlock(c: CaseResult, lines: string[]): void {
   lines.push('');
 }
 
-export function renderSummary(cases: CaseResult[], global: GlobalLimitReport | null = null): string {
+export function renderSummary(
+  cases: CaseResult[],
+  global: GlobalLimitReport | null = null,
+  telemetry: TelemetryReport | null = null,
+): string {
   const [primary] = cases;
   if (!primary && !global) return '(no case)';
   const whole = overall(cases);
@@ -745,6 +760,7 @@ export function renderSummary(cases: CaseResult[], global: GlobalLimitReport | n
       '',
     );
   }
+  if (telemetry) lines.push(...telemetrySummary(telemetry));
   if (primary) for (const v of verdicts(by, primary.ratios)) lines.push(`${mark(v)} ${v.label}: ${v.value}`);
   const gv = global ? compareGlobal(global) : null;
   if (gv) lines.push(`${mark(gv.verdict)} ${gv.verdict.label}: ${gv.verdict.value}`);

@@ -13,7 +13,11 @@
  * Tollgate minimizes), plus `global-limit` (tollgate only: the GET case on a
  * route whose per-user limit has `scope: Global`, kept in a redis-server the
  * bench starts, pinned with the upstream, and compared with the `get` case's
- * local limit; skipped, and said so in the report, without `redis-server`). Every response must have the case's status (200, or 201
+ * local limit; skipped, and said so in the report, without `redis-server`), and
+ * `telemetry` (tollgate only: the GET case on a second agent with every
+ * telemetry output on — access log, OTLP traces of every request, metrics and
+ * log records to bench/otlp-sink.ts — compared with the `get` case's agent,
+ * telemetry off, of the same run). Every response must have the case's status (200, or 201
  * for the POST); anything else fails the run. Every case's latency at the fixed
  * rate is measured before any saturation window. Rewrites bench/RESULTS.md on a
  * full run. Flags: --quick, --only direct,baseline,tollgate, --cases
@@ -62,6 +66,7 @@ import {
   type TargetName,
   type TargetRun,
 } from './report.ts';
+import type { SinkStats, TelemetryReport } from './telemetry-report.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const bench = join(root, 'bench');
@@ -104,7 +109,7 @@ interface BenchCase extends CaseInfo {
   tollgateOnly?: boolean;
 }
 
-const CASE_IDS = ['get', 'body-schema', 'omit-fields', 'global-limit'] as const;
+const CASE_IDS = ['get', 'body-schema', 'omit-fields', 'global-limit', 'telemetry'] as const;
 type CaseId = (typeof CASE_IDS)[number];
 
 function parseFlags() {
@@ -124,7 +129,7 @@ function parseFlags() {
     process.stderr.write(
       `bench: ${(e as Error).message}\n` +
         'usage: npm run bench -- [--quick] [--only direct,baseline,tollgate]\n' +
-        '       [--cases get,body-schema,omit-fields,global-limit]\n' +
+        '       [--cases get,body-schema,omit-fields,global-limit,telemetry]\n' +
         '       [--cpu-prof] [--rounds N] [--write]\n' +
         "       [--agent-node-options='--v8-flag ...'] (a value starting with - needs the = form)\n",
     );
@@ -211,6 +216,21 @@ const CASES: BenchCase[] = (
       route:
         "route `get-order-global`: the get case's JWT/CEL/claim header, its per-user limit with " +
         '`scope: Global` (one Lua script round trip per request to a local `redis-server`, agent flag `--redis-url`)',
+      rounds: plan.rounds,
+    },
+    {
+      id: 'telemetry',
+      title: 'GET with telemetry on (tollgate only, against the get case with telemetry off)',
+      path: `/v1/users/${SUB}/orders/7`,
+      shape: {},
+      headers: {},
+      tollgateOnly: true,
+      request: `the get case's \`GET /v1/users/${SUB}/orders/7\` → 200`,
+      route:
+        'Same route and policy as the get case, on a second agent process started with OpenTelemetry on: ' +
+        'a sampled SERVER span per request (parentbased_always_on), the metrics registry exported every 5 s, ' +
+        'an OTLP log record and a JSON access line per request, all OTLP over http/protobuf to a local sink ' +
+        '(bench/otlp-sink.ts, pinned with the load generator on CPU 0: the collector is elsewhere)',
       rounds: plan.rounds,
     },
   ] satisfies BenchCase[]
@@ -430,12 +450,37 @@ function agentNodeVersion(): string {
 
 let tollgateSpawnedAt = 0;
 
+/** The telemetry case's OTEL_* environment: everything exported over http/protobuf to the sink. */
+function telemetryEnv(sink: string): Record<string, string> {
+  return {
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://${sink}`,
+    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+    OTEL_SERVICE_NAME: 'bench-orders',
+    OTEL_METRIC_EXPORT_INTERVAL: '5000',
+    POD_NAME: 'bench-orders-0',
+    POD_NAMESPACE: 'bench',
+  };
+}
+
+interface TollgateOptions {
+  redisUrl: string | null;
+  /** Added to the agent's environment (OTEL_*). */
+  env?: NodeJS.ProcessEnv;
+  /** Default warn (no access log). */
+  logLevel?: string;
+  /** Stdout to /dev/null (the access log of the telemetry case). */
+  discardStdout?: boolean;
+}
+
 async function startTollgate(
   policyPath: string,
   upstream: string,
   profileName: string,
-  redisUrl: string | null,
+  options: TollgateOptions,
 ): Promise<Target> {
+  const { redisUrl } = options;
+  const env = options.env ? { ...agentEnv, ...options.env } : agentEnv;
+  const discardStdout = options.discardStdout ?? false;
   if (!existsSync(join(root, 'dist/cli/main.js')))
     throw new Error('dist/ is missing: run `npm run build` first');
   for (let attempt = 1; ; attempt += 1) {
@@ -452,7 +497,7 @@ async function startTollgate(
       '--admin',
       `127.0.0.1:${admin}`,
       '--log-level',
-      'warn',
+      options.logLevel ?? 'warn',
       ...(redisUrl ? ['--redis-url', redisUrl] : []),
     ];
     const child = cpuProf
@@ -471,9 +516,9 @@ async function startTollgate(
             join(root, 'dist/cli/main.js'),
             ...agentArgs,
           ],
-          { cpu: 1, env: agentEnv },
+          { cpu: 1, env, discardStdout },
         )
-      : new BenchChild('tollgate', join(root, 'bin/tollgate'), agentArgs, { cpu: 1, env: agentEnv });
+      : new BenchChild('tollgate', join(root, 'bin/tollgate'), agentArgs, { cpu: 1, env, discardStdout });
     try {
       await waitReady(`http://127.0.0.1:${admin}/readyz`, child, 15_000);
       return {
@@ -528,7 +573,20 @@ async function main(): Promise<void> {
           ? '`redis-server` is not on PATH (install Redis, e.g. `apt-get install redis-server`, to measure it)'
           : null;
     if (wantGlobal && globalSkip) log(`global-limit case SKIPPED: ${globalSkip}`);
-    const measured = CASES.filter((c) => c.id !== 'global-limit' || globalSkip === null);
+    // The telemetry case needs tollgate; under --cpu-prof a second agent would profile into the same file.
+    const wantTelemetry = CASES.some((c) => c.id === 'telemetry');
+    const telemetrySkip = !wantTelemetry
+      ? null
+      : !selected.includes('tollgate')
+        ? 'tollgate is not among the targets (--only)'
+        : cpuProf
+          ? 'not measured under --cpu-prof'
+          : null;
+    if (wantTelemetry && telemetrySkip) log(`telemetry case SKIPPED: ${telemetrySkip}`);
+    const measured = CASES.filter(
+      (c) =>
+        (c.id !== 'global-limit' || globalSkip === null) && (c.id !== 'telemetry' || telemetrySkip === null),
+    );
     const redis = wantGlobal && globalSkip === null ? await startRedis() : null;
     if (redis) log(`redis-server pid ${redis.process.pid} on 127.0.0.1:${redis.port}`);
     const targets: Target[] = [];
@@ -545,23 +603,44 @@ async function main(): Promise<void> {
       }
       if (name === 'tollgate')
         targets.push(
-          await startTollgate(
-            policyPath,
-            upstreamOrigin,
-            profileName,
-            redis ? `redis://127.0.0.1:${redis.port}` : null,
-          ),
+          await startTollgate(policyPath, upstreamOrigin, profileName, {
+            redisUrl: redis ? `redis://127.0.0.1:${redis.port}` : null,
+          }),
         );
     }
+    const sink =
+      wantTelemetry && telemetrySkip === null
+        ? new BenchChild('otlp-sink', process.execPath, [join(bench, 'otlp-sink.ts')], { cpu: 0 })
+        : null;
+    const sinkAddr = sink ? await sink.jsonField('listen', 10_000) : null;
+    const otelTarget = sinkAddr
+      ? await startTollgate(policyPath, upstreamOrigin, profileName, {
+          redisUrl: null,
+          env: telemetryEnv(sinkAddr),
+          logLevel: 'info',
+          discardStdout: true,
+        })
+      : null;
     log(
-      `started: ${targets.map((t) => `${t.name} ${new URL(t.origin).host} (pid ${t.process.pid})`).join(', ')}`,
+      `started: ${[...targets, ...(otelTarget ? [otelTarget] : [])]
+        .map(
+          (t) =>
+            `${t.name}${t === otelTarget ? '+otel' : ''} ${new URL(t.origin).host} (pid ${t.process.pid})`,
+        )
+        .join(', ')}${sink ? `, otlp-sink ${sinkAddr} (pid ${sink.pid})` : ''}`,
     );
 
     // Preflight: the same requests succeed everywhere, and Tollgate really enforces the policy.
     let globalKeys: string[] = [];
     const byId = new Map(measured.map((c) => [c.id, c]));
     const targetsFor = (c: BenchCase) =>
-      c.tollgateOnly ? targets.filter((t) => t.name === 'tollgate') : targets;
+      c.id === 'telemetry'
+        ? otelTarget
+          ? [otelTarget]
+          : []
+        : c.tollgateOnly
+          ? targets.filter((t) => t.name === 'tollgate')
+          : targets;
     const seenUser = (t: Target) => (res: Response) =>
       t.name === 'tollgate' && res.headers.get('x-seen-user-id') !== SUB
         ? `the upstream did not receive x-user-id: ${SUB} (got ${res.headers.get('x-seen-user-id')})`
@@ -677,6 +756,11 @@ async function main(): Promise<void> {
         );
       }
     }
+    if (otelTarget) {
+      const url = otelTarget.origin + (byId.get('telemetry')?.path ?? '');
+      await expectStatus('tollgate+otel with token', url, { headers: auth }, 200, seenUser(otelTarget));
+      await expectStatus('tollgate+otel without token', url, { headers: {} }, 401);
+    }
     log(
       `preflight ok (${measured.map((c) => c.id).join(', ')}): expected statuses on every target; tollgate ` +
         'answers 401 without a token, 403 for another user, 400 to invalid bodies, 415 to text/plain, ' +
@@ -694,7 +778,8 @@ async function main(): Promise<void> {
     const fallbacksBefore = redis && tollgateAdmin ? await metricSum(tollgateAdmin, FALLBACK) : 0;
     await sleep(1_000);
     const loadStartedAt = performance.now();
-    const rssAfterStart = new Map(targets.map((t) => [t.name, rssMiB(t.process.pid)]));
+    const allTargets = [...targets, ...(otelTarget ? [otelTarget] : [])];
+    const rssAfterStart = new Map(allTargets.map((t) => [t.process.pid, rssMiB(t.process.pid)]));
     for (const c of measured) {
       for (const t of targetsFor(c)) {
         alive(t);
@@ -711,7 +796,7 @@ async function main(): Promise<void> {
       }
     }
     await sleep(1_500);
-    const rssIdle = new Map(targets.map((t) => [t.name, rssMiB(t.process.pid)]));
+    const rssIdle = new Map(allTargets.map((t) => [t.process.pid, rssMiB(t.process.pid)]));
     const runs = new Map<string, TargetRun[]>(
       measured.map((c) => [
         c.id,
@@ -719,8 +804,8 @@ async function main(): Promise<void> {
           name: t.name,
           pid: t.process.pid,
           affinity: affinityOf(t.process.pid),
-          rssAfterStartMiB: rssAfterStart.get(t.name) ?? Number.NaN,
-          rssIdleMiB: rssIdle.get(t.name) ?? Number.NaN,
+          rssAfterStartMiB: rssAfterStart.get(t.process.pid) ?? Number.NaN,
+          rssIdleMiB: rssIdle.get(t.process.pid) ?? Number.NaN,
           max: [],
           paced: [],
         })),
@@ -838,7 +923,7 @@ async function main(): Promise<void> {
         ratios: ratios(Object.fromEntries(summaries.map((s) => [s.name, s]))),
       };
     };
-    const results = measured.filter((c) => c.id !== 'global-limit').map(resultOf);
+    const results = measured.filter((c) => c.id !== 'global-limit' && c.id !== 'telemetry').map(resultOf);
     const globalCase = CASES.find((c) => c.id === 'global-limit');
     const globalMeasured = measured.find((c) => c.id === 'global-limit');
     const globalReport: GlobalLimitReport | null = globalCase
@@ -852,6 +937,29 @@ async function main(): Promise<void> {
           redisCpuAtMax: mean(redisCpu.max),
           redisKeys: globalKeys,
           fallbacks,
+        }
+      : null;
+    const telemetryCase = CASES.find((c) => c.id === 'telemetry');
+    const telemetryMeasured = measured.find((c) => c.id === 'telemetry');
+    const sinkStats = (sinkAddr ? await (await fetch(`http://${sinkAddr}/stats`)).json() : {}) as SinkStats;
+    if (telemetryMeasured && ['traces', 'metrics', 'logs'].some((k) => (sinkStats[k]?.requests ?? 0) === 0))
+      throw new Error(`the telemetry-on agent did not export every signal: ${JSON.stringify(sinkStats)}`);
+    const getSummaries = results.find((r) => r.info.id === 'get')?.summaries ?? [];
+    const telemetryReport: TelemetryReport | null = telemetryCase
+      ? {
+          info: infoOf(telemetryCase),
+          skipped: telemetrySkip,
+          on: telemetryMeasured ? (resultOf(telemetryMeasured).summaries[0] ?? null) : null,
+          off: getSummaries.find((s) => s.name === 'tollgate') ?? null,
+          direct: getSummaries.find((s) => s.name === 'direct') ?? null,
+          baseline: getSummaries.find((s) => s.name === 'baseline') ?? null,
+          sink: sinkStats,
+          setup:
+            '`bin/tollgate agent --log-level info` (so one JSON access line per request, to /dev/null here) with ' +
+            Object.entries(telemetryEnv('SINK'))
+              .map(([k, v]) => `\`${k}=${v}\``)
+              .join(', ') +
+            ' (every other OTEL_* at its default: batch span processor 5 s / 512 / 2048, parentbased_always_on)',
         }
       : null;
     const meta: Meta = {
@@ -881,12 +989,12 @@ async function main(): Promise<void> {
       !cpuProf &&
       agentNodeOptions === undefined;
     if (full || flags.write) {
-      writeFileSync(join(bench, 'RESULTS.md'), renderMarkdown(meta, results, globalReport));
+      writeFileSync(join(bench, 'RESULTS.md'), renderMarkdown(meta, results, globalReport, telemetryReport));
       log('wrote bench/RESULTS.md');
     } else {
       log('partial or quick run: bench/RESULTS.md left as it was (--write to overwrite)');
     }
-    process.stdout.write(`\n${renderSummary(results, globalReport)}\n`);
+    process.stdout.write(`\n${renderSummary(results, globalReport, telemetryReport)}\n`);
     if (cpuProf) {
       const file = join(bench, 'profiles', profileName);
       const found = existsSync(file) ? file : null;

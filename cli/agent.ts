@@ -3,7 +3,10 @@ import { pino } from 'pino';
 import { Agent, PolicyLoadError } from '../agent/agent.ts';
 import { agentHelp, ConfigError, parseAgentConfig } from '../agent/config.ts';
 import { formatDiagnostic } from '../policy/diagnostics.ts';
-import { type CliIo, EXIT, packageVersion } from './cli-io.ts';
+import { type OtelConfig, OtelConfigError, readOtelConfig } from '../telemetry/otel/config.ts';
+import { type CliIo, EXIT } from './cli-io.ts';
+import type { AgentOtel } from './telemetry.ts';
+import { packageVersion } from './version.ts';
 
 export const AGENT_HELP = agentHelp();
 
@@ -22,9 +25,27 @@ export async function runAgent(args: string[], io: CliIo): Promise<number> {
     io.out(AGENT_HELP);
     return EXIT.ok;
   }
+  let otelConfig: OtelConfig | null;
+  try {
+    otelConfig = readOtelConfig(process.env, 'tollgate-agent');
+  } catch (e) {
+    if (!(e instanceof OtelConfigError)) throw e;
+    for (const p of e.problems) io.err(`tollgate agent: ${p}`);
+    return EXIT.usage;
+  }
   const logger = pino({ level: config.logLevel, base: { component: 'agent' } });
   const agent = new Agent(config, { logger, agentVersion: packageVersion() });
+  let otel: AgentOtel | null = null;
   try {
+    if (otelConfig) {
+      // Loaded only when configured: without OTEL_* the SDK costs nothing, not even its import.
+      const { startAgentOtel } = await import('./telemetry.ts');
+      otel = await startAgentOtel(otelConfig, agent, config, logger);
+      logger.info(
+        { traces: otelConfig.traces, metrics: otelConfig.metrics, logs: otelConfig.logs },
+        'OpenTelemetry export on',
+      );
+    }
     const { listen, admin } = await agent.start();
     logger.info(
       { listen: `${listen.address}:${listen.port}`, admin: `${admin.address}:${admin.port}` },
@@ -33,6 +54,7 @@ export async function runAgent(args: string[], io: CliIo): Promise<number> {
   } catch (e) {
     // What did start (the operator stream, a listener) must not keep the process alive.
     await agent.stop(0).catch(() => {});
+    await otel?.shutdown();
     if (e instanceof PolicyLoadError) {
       for (const d of e.diagnostics) io.err(formatDiagnostic(d));
       io.err('tollgate agent: the policy is invalid; not starting');
@@ -43,10 +65,13 @@ export async function runAgent(args: string[], io: CliIo): Promise<number> {
   }
   const stop = (signal: string) => {
     logger.info({ signal }, 'draining');
-    agent.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
+    agent
+      .stop()
+      .then(() => otel?.shutdown())
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));

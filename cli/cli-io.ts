@@ -44,20 +44,3 @@ export function parseFlags<const O extends ParseArgsOptionsConfig>(args: string[
 }
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
-
-/** This build's version, from package.json ('unknown' when it cannot be read). */
-export function packageVersion(): string {
-  // cli/*.ts from source, dist/cli/*.js when built.
-  for (const rel of ['../package.json', '../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as {
-        name?: string;
-        version?: string;
-      };
-      if (pkg.name === 'tollgate' && pkg.version) return pkg.version;
-    } catch {
-      // not at this level
-    }
-  }
-  return 'unknown';
-}

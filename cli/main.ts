@@ -4,11 +4,12 @@
  */
 import { AGENT_HELP, runAgent } from './agent.ts';
 import { CHECK_HELP, runCheck } from './check.ts';
-import { type CliIo, EXIT, packageVersion, processIo, UsageError } from './cli-io.ts';
+import { type CliIo, EXIT, processIo, UsageError } from './cli-io.ts';
 import { INVENTORY_HELP, runInventory } from './inventory.ts';
 import { OPERATOR_HELP, runOperator } from './operator.ts';
 import { runTest, TEST_HELP } from './test-cases.ts';
 import { runValidate, VALIDATE_HELP } from './validate.ts';
+import { packageVersion } from './version.ts';
 
 export const MAIN_HELP = `Usage: tollgate COMMAND [options]
 

@@ -14,9 +14,10 @@ import {
   PatchStrategy,
   setHeaderOptions,
 } from '@kubernetes/client-node';
-import { Metrics } from '../agent/telemetry/metrics.ts';
 import type { PolicyBundle } from '../policy/compile/bundle.ts';
 import type { Hello } from '../proto/policy-service.ts';
+import { Metrics } from '../telemetry/metrics.ts';
+import { OperatorMetrics, publishOperatorEvent } from '../telemetry/operator-metrics.ts';
 import type { OperatorConfig } from './config.ts';
 import { HealthServer } from './health-server.ts';
 import { type PodInfo, PolicyIndex, podInfo } from './index/policy-index.ts';
@@ -82,6 +83,7 @@ export class Operator {
   #elector: LeaderElector | undefined;
   #ready = false;
   #stopped = false;
+  #unsubscribe: () => void = () => {};
 
   constructor(options: OperatorOptions) {
     this.#o = options;
@@ -96,7 +98,7 @@ export class Operator {
         return pod ? this.index.bundleFor(pod) : undefined;
       },
       debounceMs: options.pushDebounceMs ?? 20,
-      onPush: () => this.metrics.inc('tollgate_operator_pushes_total', {}, 1, 'Bundles sent to sidecars.'),
+      onPush: () => publishOperatorEvent({ type: 'push', ok: true }),
     });
     this.#events = new EventRecorder({ kubeConfig: kc, log: options.log, instance: options.config.identity });
     this.#status = new StatusReconciler({
@@ -152,6 +154,7 @@ export class Operator {
   async start(): Promise<OperatorAddresses> {
     const { config, log } = this.#o;
     const tls = await this.#servingCertificate();
+    this.#unsubscribe = new OperatorMetrics(this.metrics).subscribe();
     this.#health = new HealthServer({
       host: config.healthListen.host,
       port: config.healthListen.port,
@@ -169,16 +172,20 @@ export class Operator {
       queue: this.#queue,
       log,
       onAck: (s, version) => {
-        this.metrics.inc('tollgate_operator_acks_total', {}, 1, 'Bundles sidecars ACKed.');
+        publishOperatorEvent({ type: 'ack', result: 'ack' });
         this.#acks.ack(s.namespace, s.pod, version);
         this.#markPod(s.namespace, s.pod);
       },
       onNack: (s, version, error) => {
-        this.metrics.inc('tollgate_operator_nacks_total', {}, 1, 'Bundles sidecars refused.');
+        publishOperatorEvent({ type: 'ack', result: 'nack' });
         this.#acks.nack(s.namespace, s.pod, version, error);
         this.#markPod(s.namespace, s.pod);
       },
-      onConnect: (s) => this.#markPod(s.namespace, s.pod),
+      onConnect: (s) => {
+        publishOperatorEvent({ type: 'sidecar', change: 'connected' });
+        this.#markPod(s.namespace, s.pod);
+      },
+      onDisconnect: () => publishOperatorEvent({ type: 'sidecar', change: 'disconnected' }),
     });
     const grpcPort = await this.#server.start();
     this.#elector = new LeaderElector({
@@ -216,6 +223,7 @@ export class Operator {
     await Promise.all(this.#informers.map((i) => i.stop()));
     await this.#server?.close();
     await this.#health?.close();
+    this.#unsubscribe();
   }
 
   /** Ends every sidecar stream now (they reconnect); for tests. */
@@ -278,23 +286,21 @@ export class Operator {
       if (p.namespace === namespace) this.#status.mark(p.namespace, p.name);
   }
 
-  #watched(kind: string): void {
-    this.metrics.inc('tollgate_operator_watch_events_total', { kind }, 1, 'Watch events received, by kind.');
+  #watched(resource: 'ApiPolicy' | 'Pod' | 'Namespace', event: 'ADDED' | 'MODIFIED' | 'DELETED'): void {
+    publishOperatorEvent({ type: 'watch', resource, event });
   }
 
   #policyInformer(): ResilientInformer<KubernetesObject> {
-    const changed = (obj: KubernetesObject) => {
-      this.#watched('ApiPolicy');
+    const changed = (obj: KubernetesObject, event: 'ADDED' | 'MODIFIED') => {
+      this.#watched('ApiPolicy', event);
       const namespace = obj.metadata?.namespace ?? 'default';
       if (!this.index.upsertPolicy(obj)) return;
       const record = this.index.policy(namespace, obj.metadata?.name ?? '');
-      if (record && !record.valid)
-        this.metrics.inc(
-          'tollgate_operator_compile_errors_total',
-          {},
-          1,
-          'Policy generations rejected as invalid.',
-        );
+      publishOperatorEvent(
+        record?.valid === false
+          ? { type: 'compile', ok: false, reason: 'Invalid' }
+          : { type: 'compile', ok: true },
+      );
       this.#queue.enqueueNamespace(namespace);
       this.#markNamespace(namespace);
     };
@@ -308,10 +314,10 @@ export class Operator {
           plural: PLURAL,
           ...query,
         }) as never,
-      onAdd: changed,
-      onUpdate: changed,
+      onAdd: (obj) => changed(obj, 'ADDED'),
+      onUpdate: (obj) => changed(obj, 'MODIFIED'),
       onDelete: (obj) => {
-        this.#watched('ApiPolicy');
+        this.#watched('ApiPolicy', 'DELETED');
         const namespace = obj.metadata?.namespace ?? 'default';
         const name = obj.metadata?.name ?? '';
         this.index.deletePolicy(namespace, name);
@@ -325,8 +331,8 @@ export class Operator {
   }
 
   #podInformer(): ResilientInformer<KubernetesObject> {
-    const changed = (obj: KubernetesObject) => {
-      this.#watched('Pod');
+    const changed = (obj: KubernetesObject, event: 'ADDED' | 'MODIFIED') => {
+      this.#watched('Pod', event);
       const pod = podInfo(obj);
       const before = this.index.upsertPod(pod);
       if (before && JSON.stringify(before) === JSON.stringify(pod)) return;
@@ -340,10 +346,10 @@ export class Operator {
       kubeConfig: this.#o.kubeConfig,
       path: '/api/v1/pods',
       list: (query) => this.#core.listPodForAllNamespaces({ ...query }) as never,
-      onAdd: changed,
-      onUpdate: changed,
+      onAdd: (obj) => changed(obj, 'ADDED'),
+      onUpdate: (obj) => changed(obj, 'MODIFIED'),
       onDelete: (obj) => {
-        this.#watched('Pod');
+        this.#watched('Pod', 'DELETED');
         const gone = this.index.deletePod(obj.metadata?.namespace ?? 'default', obj.metadata?.name ?? '');
         if (!gone) return;
         for (const p of this.index.policiesSelecting(gone.namespace, gone.labels))
@@ -355,18 +361,18 @@ export class Operator {
   }
 
   #namespaceInformer(): ResilientInformer<KubernetesObject> {
-    const changed = (obj: KubernetesObject) => {
-      this.#watched('Namespace');
+    const changed = (obj: KubernetesObject, event: 'ADDED' | 'MODIFIED') => {
+      this.#watched('Namespace', event);
       this.index.upsertNamespace(obj.metadata?.name ?? '', obj.metadata?.labels ?? {});
     };
     return new ResilientInformer<KubernetesObject>({
       kubeConfig: this.#o.kubeConfig,
       path: '/api/v1/namespaces',
       list: (query) => this.#core.listNamespace({ ...query }) as never,
-      onAdd: changed,
-      onUpdate: changed,
+      onAdd: (obj) => changed(obj, 'ADDED'),
+      onUpdate: (obj) => changed(obj, 'MODIFIED'),
       onDelete: (obj) => {
-        this.#watched('Namespace');
+        this.#watched('Namespace', 'DELETED');
         this.index.deleteNamespace(obj.metadata?.name ?? '');
       },
       log: this.#o.log,

@@ -1,7 +1,8 @@
 /**
  * Enforces the module boundaries of docs style.md: policy/ is pure (no I/O, no
- * agent/operator imports), the agent never imports a Kubernetes client, and only
- * cli/ and config.ts files touch `process`.
+ * agent/operator imports), the agent never imports a Kubernetes client, the
+ * shared telemetry/ imports neither the agent nor the operator, and only cli/
+ * and config.ts files touch `process`.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -46,6 +47,13 @@ const rules: Rule[] = [
         ? `agent/ must not import ${spec}`
         : undefined,
   },
+  {
+    dir: 'telemetry',
+    check: (spec) =>
+      /(^|\/)(agent|operator|cli)\//.test(spec)
+        ? `telemetry/ is shared and must not import ${spec}`
+        : undefined,
+  },
 ];
 
 const problems: string[] = [];
@@ -64,7 +72,7 @@ for (const rule of rules) {
     }
   }
 }
-for (const dir of ['policy', 'agent', 'operator']) {
+for (const dir of ['policy', 'agent', 'operator', 'telemetry']) {
   let files: string[] = [];
   try {
     files = [...walk(join(root, dir))];

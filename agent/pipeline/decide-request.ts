@@ -16,6 +16,7 @@ import { parsePeer } from '../../policy/engine/peer.ts';
 import { closestToRefusing } from '../../policy/ratelimit/rate-limiter.ts';
 import { PolicyError } from '../errors.ts';
 import { buildUpstreamHeaders } from '../proxy/upstream-headers.ts';
+import type { RequestFacts } from '../telemetry/channels.ts';
 import { claimHeaderValues, stripToken } from './authn/authenticator.ts';
 import type { BundleState } from './bundle-state.ts';
 import { deprecationHeaders } from './deprecation.ts';
@@ -50,6 +51,8 @@ export interface RequestInfo {
   proto: 'http' | 'https';
   /** mTLS peer SPIFFE ID, when the connection carried a verified certificate. */
   peerId: string | null;
+  /** Filled in for telemetry as the stages run (never read by them); none when absent. */
+  facts?: RequestFacts;
 }
 
 export interface PipelineEnv {
@@ -75,6 +78,8 @@ export async function decideRequest(
   if (!rt)
     throw new PolicyError('ERR_POLICY_NONE', 'no policy applies to this workload: every request is denied');
   const policy = rt.policy;
+  const notes = info.facts;
+  if (notes) notes.policy = `${policy.ref.namespace}/${policy.ref.name}`;
   const audit = policy.mode === 'Audit';
   const findings: PolicyError[] = [];
   let routeName: string | null = null;
@@ -100,6 +105,7 @@ export async function decideRequest(
   // A target that cannot be normalized cannot be forwarded safely, audit or not.
   if (routed.kind === 'bad-target') throw new PolicyError('ERR_PATH_INVALID', routed.detail);
   const target = routed.target;
+  if (notes) notes.path = target.path;
   // Protection: an unmatched path is an event (recorded before its 404 is answered).
   const guard = guardRequest(env.protection, policy, info, env.now);
   if (guard && routed.kind === 'unmatched') guard.record('unmatched');
@@ -124,6 +130,10 @@ export async function decideRequest(
   const route: RouteRuntime | null = routed.kind === 'matched' ? routed.route : null;
   const params = routed.kind === 'matched' ? routed.params : {};
   routeName = route?.route.name ?? null;
+  if (notes && route) {
+    notes.route = route.route.name;
+    notes.routePath = route.route.path;
+  }
   if (route?.route.deprecation) routeHeaders = deprecationHeaders(route.route.deprecation);
   const now = env.now();
   const sunset = route?.route.deprecation?.sunsetMs ?? null;
@@ -135,12 +145,19 @@ export async function decideRequest(
   const authn = auth ? await auth.authenticate(req.headers) : ({ kind: 'none' } as const);
   const identity = authn.kind === 'valid' ? { provider: authn.provider, claims: authn.claims } : null;
   const setHeaders: Record<string, string> = {};
-  if (authn.kind === 'invalid') authFailure(invalidToken());
+  if (authn.kind === 'invalid') {
+    if (notes) notes.authnFailure = authn.reason;
+    authFailure(invalidToken());
+  }
   if (authn.kind === 'valid') {
+    if (notes && typeof authn.claims.sub === 'string') notes.subject = authn.claims.sub;
     const provider = policy.jwt.find((p) => p.name === authn.provider);
     const values = provider ? claimHeaderValues(provider, authn.claims) : { ok: true as const, headers: {} };
     if (values.ok) Object.assign(setHeaders, values.headers);
-    else authFailure(invalidToken());
+    else {
+      if (notes) notes.authnFailure = 'bad_claim_value';
+      authFailure(invalidToken());
+    }
   }
 
   const peer = info.peerId ? parsePeer(info.peerId) : null;
@@ -154,6 +171,7 @@ export async function decideRequest(
     };
     const r = route.access.authorize(input);
     if (!r.allowed) {
+      if (r.status === 401 && notes) notes.authnFailure ??= 'missing';
       if (r.status === 401)
         authFailure(
           new PolicyError('ERR_AUTHN_REQUIRED', 'a valid token is required', {
@@ -184,6 +202,7 @@ export async function decideRequest(
     const decisive = closestToRefusing(outcomes);
     if (decisive) {
       const headers = rateLimitHeaders(decisive, now);
+      if (!decisive.allowed && notes) notes.limit = decisive.limit.name;
       if (!decisive.allowed)
         deny(new PolicyError('ERR_RATE_LIMITED', `rate limit ${decisive.limit.name} exceeded`, headers));
       Object.assign(responseHeaders, headers);

@@ -242,6 +242,25 @@ describe('operator: policy → bundles → status', () => {
     assert.deepEqual(back.status?.workloads, { selected: 2, programmed: 2 });
   });
 
+  test('/metrics on the health port counts pushes, ACKs, NACKs and connected sidecars; /readyz is 200', async () => {
+    const base = `http://127.0.0.1:${op.healthPort}`;
+    assert.equal((await fetch(`${base}/readyz`)).status, 200);
+    const text = await (await fetch(`${base}/metrics`)).text();
+    const value = (series: string) =>
+      Number(
+        text
+          .split('\n')
+          .find((l) => l.startsWith(`${series} `))
+          ?.slice(series.length + 1),
+      );
+    assert.ok(value('tollgate_operator_acks_total{result="ack"}') >= 3, text);
+    assert.ok(value('tollgate_operator_acks_total{result="nack"}') >= 1);
+    assert.ok(value('tollgate_operator_pushes_total{result="ok"}') >= 5);
+    assert.equal(value('tollgate_operator_connected_sidecars'), op.operator.sessions.size);
+    assert.equal(value('tollgate_operator_leader'), 1);
+    assert.ok(value('tollgate_operator_watch_events_total{resource="ApiPolicy",event="ADDED"}') >= 2, text);
+  });
+
   test('delete: selected sidecars get an empty bundle (deny by default)', async () => {
     const [one, two] = [sidecars[1], sidecars[2]];
     assert.ok(one && two);

@@ -13,6 +13,7 @@ import {
   type JWSHeaderParameters,
   errors as joseErrors,
 } from 'jose';
+import { jwksFetches } from '../../telemetry/channels.ts';
 import { type JwksErrorCode, JwksUnavailableError, parseJwks, usableKeys } from './jwks-keys.ts';
 
 export { type JwksErrorCode, JwksUnavailableError } from './jwks-keys.ts';
@@ -151,6 +152,7 @@ export class JwksSource {
 
   async #fetchOnce(uri: string): Promise<void> {
     this.#stats.fetches++;
+    const started = performance.now();
     try {
       const keys = await this.#download(uri);
       this.#install(keys);
@@ -159,6 +161,7 @@ export class JwksSource {
       this.#stats.consecutiveFailures = 0;
       this.#retryAt = 0;
       this.#lastError = null;
+      this.#published(uri, started);
     } catch (error) {
       // Last good keys stay installed; only the schedule of the next attempt changes.
       this.#stats.failures++;
@@ -166,7 +169,26 @@ export class JwksSource {
       this.#lastError = error instanceof JwksUnavailableError ? error.code : 'ERR_JWKS_NETWORK';
       const delay = this.#backoffBaseMs * 2 ** Math.min(this.#stats.consecutiveFailures - 1, 30);
       this.#retryAt = this.#now() + Math.min(delay, this.#backoffMaxMs);
+      this.#published(uri, started);
     }
+  }
+
+  /** Publishes the fetch's outcome on `tollgate:jwks:fetch` (the URL without credentials or query). */
+  #published(uri: string, started: number): void {
+    if (!jwksFetches.hasSubscribers) return;
+    let jwks = '(invalid)';
+    try {
+      const url = new URL(uri);
+      jwks = `${url.origin}${url.pathname}`;
+    } catch {
+      // reported as (invalid)
+    }
+    jwksFetches.publish({
+      jwks,
+      ok: this.#lastError === null,
+      error: this.#lastError,
+      durationMs: performance.now() - started,
+    });
   }
 
   async #download(uri: string): Promise<JWK[]> {

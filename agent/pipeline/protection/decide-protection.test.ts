@@ -16,6 +16,8 @@ import type { ApiPolicy, ApiPolicySpec } from '../../../policy/schema/api-policy
 import { PolicyError, rescue } from '../../errors.ts';
 import { send } from '../../proxy/test-clients.ts';
 import { closeServer, listen } from '../../proxy/test-support.ts';
+import { SECURITY_MESSAGES } from '../../telemetry/access-log.ts';
+import { type SecurityEvent, securityEvents, subscribeTo } from '../../telemetry/channels.ts';
 import { bundleStates } from '../bundle-state.ts';
 import { decideRequest, type PipelineEnv } from '../decide-request.ts';
 import { protectionEnv } from './protection.ts';
@@ -43,7 +45,6 @@ function freshHarness(): Harness {
   const logs: Logged[] = [];
   const metrics: Harness['metrics'] = [];
   const protection = protectionEnv({
-    logger: { warn: (fields, msg) => logs.push({ fields: { ...fields }, msg }) },
     metrics: { inc: (name, labels = {}) => metrics.push({ name, labels }) },
     now,
   });
@@ -56,6 +57,12 @@ function freshHarness(): Harness {
 }
 
 let h: Harness = freshHarness();
+
+// Blocks are published as security events; the agent's security log writes them.
+const unsubscribe = subscribeTo<SecurityEvent>(securityEvents, (e) => {
+  if (e.name === 'client_blocked') h.logs.push({ fields: { ...e.fields }, msg: SECURITY_MESSAGES[e.name] });
+});
+after(unsubscribe);
 
 interface Outcome {
   kind: 'plan' | 'error';

@@ -13,6 +13,7 @@
  */
 import type { CompiledPolicy } from '../../../policy/compile/bundle.ts';
 import { PolicyError } from '../../errors.ts';
+import { publishSecurity } from '../../telemetry/channels.ts';
 import {
   type Block,
   hasProtection,
@@ -83,29 +84,32 @@ export class ProtectorRegistry {
   }
 }
 
-/** The logging and metrics calls protection makes (pino's and Metrics' shapes). */
+/** The metrics calls protection makes (Metrics' shape); blocks are published as security events. */
 export interface ProtectionSinks {
-  logger: { warn(fields: object, msg: string): void };
   metrics: { inc(name: string, labels?: Record<string, string>, by?: number, help?: string): void };
   now?: () => number;
 }
 
-/** The agent's ProtectionEnv: blocks are logged as security events and counted, refusals counted. */
+/**
+ * The agent's ProtectionEnv: a block is published as the `client_blocked`
+ * security event (the access log writes it as `client blocked`) and counted;
+ * refusals are counted.
+ */
 export function protectionEnv(sinks: ProtectionSinks, options: ProtectorOptions = {}): ProtectionEnv {
   const registry = new ProtectorRegistry({ ...options, ...(sinks.now ? { now: sinks.now } : {}) });
   return {
     protector: (policy) => registry.protector(policy),
     onBlock: (e) => {
-      sinks.logger.warn(
-        {
+      publishSecurity({
+        name: 'client_blocked',
+        fields: {
           key: e.key,
           reason: e.reason,
           until: new Date(e.until).toISOString(),
           policy: e.policy,
           mode: e.mode,
         },
-        'client blocked',
-      );
+      });
       sinks.metrics.inc(
         'tollgate_protection_blocks_total',
         { reason: e.reason },

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Metrics } from './metrics.ts';
+import { Metrics, otelNameOf } from './metrics.ts';
 
 /** The sample lines of a render (comments dropped). */
 const samples = (text: string) => text.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
@@ -133,4 +133,72 @@ describe('Metrics.render: Prometheus text format 0.0.4', () => {
     m.inc('h', {}, 1, 'line1\nline2 back\\slash');
     assert.match(m.render(), /^# HELP h line1\\nline2 back\\\\slash$/m);
   });
+});
+
+describe('Metrics: histograms, computed gauges, OTLP names', () => {
+  test('a histogram counts each value in its first bucket whose bound is >= it, renders cumulative buckets', () => {
+    const m = new Metrics();
+    const h = m.histogram('d_seconds', { 'http.route': '/a/{id}' }, [0.1, 1]);
+    for (const v of [0.05, 0.1, 0.5, 3]) h.observe(v);
+    assert.deepEqual(h.counts, [2, 1, 1]);
+    assert.equal(h.count, 4);
+    assert.equal(m.get('d_seconds', { 'http.route': '/a/{id}' }), 4);
+    assert.deepEqual(samples(m.render()), [
+      'd_seconds_bucket{http_route="/a/{id}",le="0.1"} 2',
+      'd_seconds_bucket{http_route="/a/{id}",le="1"} 3',
+      'd_seconds_bucket{http_route="/a/{id}",le="+Inf"} 4',
+      'd_seconds_sum{http_route="/a/{id}"} 3.65',
+      'd_seconds_count{http_route="/a/{id}"} 4',
+    ]);
+    assert.match(m.render(), /^# TYPE d_seconds histogram$/m);
+  });
+
+  test('a histogram series is resolved once; a family keeps the bounds it was first given', () => {
+    const m = new Metrics();
+    const a = m.histogram('h', { k: 'a' }, [1, 2]);
+    assert.equal(m.histogram('h', { k: 'a' }, [5]), a);
+    assert.deepEqual(m.histogram('h', { k: 'b' }, [5]).bounds, [1, 2]);
+  });
+
+  test('a computed gauge is read at each render and each families() call', () => {
+    const m = new Metrics();
+    let age = 1;
+    m.gauge('age_seconds', {}, () => age, 'Age');
+    assert.match(m.render(), /^age_seconds 1$/m);
+    age = 2.5;
+    assert.match(m.render(), /^age_seconds 2.5$/m);
+    assert.equal(m.get('age_seconds'), 2.5);
+    m.gauge('nan', {}, () => Number.NaN);
+    assert.match(m.render(), /^nan NaN$/m);
+    m.reset('age_seconds');
+    assert.doesNotMatch(m.render(), /^age_seconds /m);
+  });
+
+  test('families(): type, help, unit and OTLP name of every family, series split by kind', () => {
+    const m = new Metrics();
+    m.inc('tollgate_authn_failures_total', { reason: 'expired' }, 1, 'Auth failures');
+    m.histogram('http_server_request_duration_seconds', {}, [1], {
+      otelName: 'http.server.request.duration',
+    });
+    m.set('tollgate_ratelimit_store_up', {}, 1);
+    const views = m.families();
+    assert.deepEqual(
+      views.map((f) => [f.name, f.type, f.otelName, f.unit, f.scalars.length, f.histograms.length]),
+      [
+        ['http_server_request_duration_seconds', 'histogram', 'http.server.request.duration', 's', 0, 1],
+        ['tollgate_authn_failures_total', 'counter', 'tollgate.authn.failures', '', 1, 0],
+        ['tollgate_ratelimit_store_up', 'gauge', 'tollgate.ratelimit.store.up', '', 1, 0],
+      ],
+    );
+  });
+
+  const names: [prometheus: string, otel: string][] = [
+    ['tollgate_requests_total', 'tollgate.requests'],
+    ['tollgate_policy_bundle_age_seconds', 'tollgate.policy.bundle.age'],
+    ['tollgate_body_bytes_total', 'tollgate.body'],
+    ['tollgate_operator_connected_sidecars', 'tollgate.operator.connected.sidecars'],
+  ];
+  for (const [prometheus, otel] of names) {
+    test(`otelNameOf(${prometheus}) = ${otel}`, () => assert.equal(otelNameOf(prometheus), otel));
+  }
 });

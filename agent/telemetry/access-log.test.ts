@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { PolicyError } from '../errors.ts';
+import { accessFields, loggedSubject, subscribeAccessLog } from './access-log.ts';
+import { publishSecurity } from './channels.ts';
+import { begin, testTelemetry } from './test-records.ts';
+
+interface Line {
+  level: 'info' | 'warn';
+  fields: Record<string, unknown>;
+  msg: string;
+}
+
+function sink(levelOn = true) {
+  const lines: Line[] = [];
+  return {
+    lines,
+    logger: {
+      info: (fields: object, msg: string) => lines.push({ level: 'info', fields: { ...fields }, msg }),
+      warn: (fields: object, msg: string) => lines.push({ level: 'warn', fields: { ...fields }, msg }),
+      isLevelEnabled: (level: string) => level !== 'info' || levelOn,
+    },
+  };
+}
+
+describe('access and security logs', () => {
+  test('one access line per request: ids, route, decision, reason, status, latency, client key', () => {
+    const t = testTelemetry();
+    const { lines, logger } = sink();
+    const stop = subscribeAccessLog({ logger, source: t });
+    try {
+      const r = begin(t, { headers: { authorization: 'Bearer secret.token.value' } });
+      Object.assign(r.facts, {
+        policy: 'shop/orders',
+        route: 'get-order',
+        path: '/v1/o/7',
+        subject: 'alice',
+      });
+      t.denied(r, new PolicyError('ERR_AUTHZ_DENIED', 'x'));
+      t.end(r, 403);
+      assert.deepEqual(lines[0], {
+        level: 'info',
+        msg: 'request',
+        fields: {
+          event: 'tollgate.access',
+          requestId: 'req-1',
+          traceId: null,
+          spanId: null,
+          method: 'GET',
+          path: '/v1/o/7',
+          route: 'get-order',
+          policy: 'shop/orders',
+          decision: 'deny',
+          reason: 'ERR_AUTHZ_DENIED',
+          status: 403,
+          latencyMs: 2.5,
+          clientKey: '10.0.0.1',
+        },
+      });
+      assert.deepEqual(lines[1], {
+        level: 'info',
+        msg: 'request not authorized',
+        fields: {
+          event: 'tollgate.security.authz_denied',
+          requestId: 'req-1',
+          traceId: null,
+          clientKey: '10.0.0.1',
+          method: 'GET',
+          policy: 'shop/orders',
+          route: 'get-order',
+          code: 'ERR_AUTHZ_DENIED',
+          status: 403,
+          mode: 'Enforce',
+        },
+      });
+      assert.equal(JSON.stringify(lines).includes('secret'), false);
+      assert.equal(JSON.stringify(lines).includes('alice'), false, 'no sub by default');
+    } finally {
+      stop();
+    }
+  });
+
+  test('a block is a warn line; other sources are ignored; --access-log off keeps security lines', () => {
+    const t = testTelemetry();
+    const { lines, logger } = sink();
+    const stop = subscribeAccessLog({ logger, source: t, access: false });
+    try {
+      const foreign = testTelemetry();
+      const r = begin(foreign);
+      foreign.denied(r, new PolicyError('ERR_AUTHN_REQUIRED', 'x'));
+      foreign.end(r, 401);
+      const mine = begin(t);
+      t.end(mine, 200);
+      publishSecurity({
+        name: 'client_blocked',
+        fields: { key: '10.0.0.1', reason: 'unmatched', until: 'x', policy: 'shop/orders', mode: 'Enforce' },
+      });
+      assert.deepEqual(
+        lines.map((l) => [l.level, l.msg]),
+        [['warn', 'client blocked']],
+      );
+      assert.equal(lines[0]?.fields.event, 'tollgate.security.client_blocked');
+    } finally {
+      stop();
+    }
+  });
+
+  test('with info off the access line is not even subscribed', () => {
+    const t = testTelemetry();
+    const { lines, logger } = sink(false);
+    const stop = subscribeAccessLog({ logger, source: t });
+    try {
+      t.end(begin(t), 200);
+      assert.deepEqual(lines, []);
+    } finally {
+      stop();
+    }
+  });
+
+  test('sub: none (default), a SHA-256 prefix, or plain; only present when the token had one', () => {
+    assert.equal(loggedSubject('alice', 'none'), undefined);
+    assert.equal(loggedSubject('alice', 'plain'), 'alice');
+    assert.equal(loggedSubject('alice', 'hash'), 'sha256:2bd806c97f0e00af');
+    assert.equal(loggedSubject(null, 'plain'), undefined);
+    const t = testTelemetry();
+    const r = begin(t);
+    r.facts.subject = 'alice';
+    r.facts.authnFailure = 'expired';
+    r.facts.limit = 'per-user';
+    const fields = accessFields(r, 'plain');
+    assert.equal(fields.sub, 'alice');
+    assert.equal(fields.authnFailure, 'expired');
+    assert.equal(fields.limit, 'per-user');
+  });
+});

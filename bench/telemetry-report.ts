@@ -1,0 +1,160 @@
+/**
+ * The bench's telemetry case: a second agent with every telemetry output on
+ * (access log, OTLP traces of every request, metrics and log records to a
+ * local sink) measured on the get case's request, against the get case's
+ * agent (telemetry off) of the same run: the overhead as ratios, and the
+ * data-plane targets judged for both.
+ */
+import {
+  type CaseInfo,
+  f,
+  fmtRatio,
+  latencyTable,
+  type Meta,
+  mark,
+  maxTable,
+  ratios,
+  type Summary,
+  signed,
+  table,
+  verdicts,
+} from './report.ts';
+
+/** Exports the sink received, by signal. */
+export type SinkStats = Record<string, { requests: number; bytes: number }>;
+
+export interface TelemetryReport {
+  info: CaseInfo;
+  /** Why the case was not measured, or null. */
+  skipped: string | null;
+  /** The telemetry-on agent on the get route, or null when skipped. */
+  on: Summary | null;
+  /** The get case's agents of the same run (telemetry off), for ratios and verdicts. */
+  off: Summary | null;
+  direct: Summary | null;
+  baseline: Summary | null;
+  /** What the sink received over the whole run (warm-up included). */
+  sink: SinkStats;
+  /** The OTEL_* environment and flags of the telemetry-on agent, as shown. */
+  setup: string;
+}
+
+export interface TelemetryComparison {
+  /** on / off max throughput. */
+  rpsRatio: number;
+  /** on / off CPU µs per request at the fixed rate. */
+  cpuRatio: number;
+  p50: number;
+  p90: number;
+  p99: number;
+}
+
+export function compareTelemetry(t: TelemetryReport): TelemetryComparison | null {
+  const { on, off } = t;
+  if (!on || !off) return null;
+  return {
+    rpsRatio: on.rps / off.rps,
+    cpuRatio: on.cpuUsPerReq / off.cpuUsPerReq,
+    p50: on.p50 - off.p50,
+    p90: on.p90 - off.p90,
+    p99: on.p99 - off.p99,
+  };
+}
+
+function withName(s: Summary, name: string): Summary {
+  return { ...s, name: name as Summary['name'] };
+}
+
+export function telemetrySection(t: TelemetryReport, meta: Meta): string[] {
+  const out: string[] = [`## telemetry: ${t.info.title}`, ''];
+  out.push(
+    `Request: ${t.info.request}. ${t.info.route}. ${t.info.rounds} round${t.info.rounds === 1 ? '' : 's'}, ` +
+      'same durations and connections; the telemetry-off figures are the **get** case of the same run.',
+    '',
+    `Telemetry-on agent: ${t.setup}.`,
+    '',
+  );
+  if (t.skipped) {
+    out.push(`> ⚠️ **Skipped**: ${t.skipped}.`, '');
+    return out;
+  }
+  const c = compareTelemetry(t);
+  const rows = [
+    ...(t.off ? [withName(t.off, 'tollgate, telemetry off')] : []),
+    ...(t.on ? [withName(t.on, 'tollgate, telemetry on')] : []),
+  ];
+  out.push(`### Latency at ${meta.rate} req/s`, '', latencyTable(rows), '');
+  out.push('### Maximum throughput', '', maxTable(rows), '');
+  const sink = Object.entries(t.sink)
+    .map(([signal, s]) => `${signal}: ${s.requests} exports, ${(s.bytes / 1024 / 1024).toFixed(1)} MiB`)
+    .join('; ');
+  out.push(
+    '### Telemetry on vs off (same run)',
+    '',
+    table(
+      ['', 'value'],
+      [
+        ['throughput on / off', c ? fmtRatio(c.rpsRatio) : 'n/a (no get case)'],
+        [`CPU µs/req at ${meta.rate} req/s, on / off`, c ? fmtRatio(c.cpuRatio) : 'n/a'],
+        [
+          `added latency at ${meta.rate} req/s`,
+          c ? `+p50 ${signed(c.p50, 3)} ms, +p90 ${signed(c.p90, 3)} ms, +p99 ${signed(c.p99, 3)} ms` : 'n/a',
+        ],
+        [
+          'RSS idle / peak MiB, on vs off',
+          t.on && t.off
+            ? `${f(t.on.rssIdle)} / ${f(t.on.rssPeak)} vs ${f(t.off.rssIdle)} / ${f(t.off.rssPeak)}`
+            : 'n/a',
+        ],
+        ['received by the OTLP sink (whole run)', sink || 'nothing'],
+      ],
+    ),
+    '',
+  );
+  if (t.on && t.direct) {
+    const on = verdicts(
+      { direct: t.direct, ...(t.baseline ? { baseline: t.baseline } : {}), tollgate: t.on },
+      ratios({ direct: t.direct, ...(t.baseline ? { baseline: t.baseline } : {}), tollgate: t.on }),
+    );
+    const off = t.off
+      ? verdicts(
+          { direct: t.direct, ...(t.baseline ? { baseline: t.baseline } : {}), tollgate: t.off },
+          ratios({ direct: t.direct, ...(t.baseline ? { baseline: t.baseline } : {}), tollgate: t.off }),
+        )
+      : [];
+    out.push(
+      '### Data-plane targets, telemetry on and off',
+      '',
+      table(
+        ['target', 'telemetry on', '', 'telemetry off', ''],
+        on.map((v, i) => {
+          const o = off[i];
+          return [v.label, v.value, mark(v), o?.value ?? 'n/a', o ? mark(o) : '—'];
+        }),
+      ),
+      '',
+      'RSS rows are the process that served this case (the telemetry-on agent serves only it; the off agent ' +
+        'serves every case, so its peak is over all of them).',
+      '',
+    );
+  }
+  return out;
+}
+
+export function telemetrySummary(t: TelemetryReport): string[] {
+  if (t.skipped) return [`[telemetry] SKIPPED: ${t.skipped}`, ''];
+  const c = compareTelemetry(t);
+  const on = t.on;
+  if (!on) return [];
+  return [
+    `[telemetry] ${t.info.title}`,
+    `tollgate+otel ${f(on.rps, 0)} req/s | @rate p50 ${f(on.p50, 3)}  p90 ${f(on.p90, 3)}  p99 ${f(on.p99, 3)} ms | CPU µs/req ${f(on.cpuUsPerReq, 0)}`,
+    c
+      ? `vs off (get): throughput ${fmtRatio(c.rpsRatio)}, CPU/req ${fmtRatio(c.cpuRatio)}, +p50 ${signed(c.p50, 3)} ms, +p99 ${signed(c.p99, 3)} ms`
+      : 'vs off: n/a (no get case in this run)',
+    `sink: ${Object.entries(t.sink)
+      .map(([k, s]) => `${k} ${s.requests}`)
+      .join(', ')}`,
+    '',
+  ];
+}
