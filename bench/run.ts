@@ -26,6 +26,7 @@
  * for the agent only". Children run in their own process groups and are killed
  * on any exit.
  */
+
 import { execFileSync } from 'node:child_process';
 import {
   existsSync,
@@ -66,6 +67,7 @@ import {
   type TargetName,
   type TargetRun,
 } from './report.ts';
+import { keptSections } from './results-section.ts';
 import type { SinkStats, TelemetryReport } from './telemetry-report.ts';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -989,7 +991,9 @@ async function main(): Promise<void> {
       !cpuProf &&
       agentNodeOptions === undefined;
     if (full || flags.write) {
-      writeFileSync(join(bench, 'RESULTS.md'), renderMarkdown(meta, results, globalReport, telemetryReport));
+      const resultsFile = join(bench, 'RESULTS.md');
+      const kept = keptSections(resultsFile);
+      writeFileSync(resultsFile, renderMarkdown(meta, results, globalReport, telemetryReport) + kept);
       log('wrote bench/RESULTS.md');
     } else {
       log('partial or quick run: bench/RESULTS.md left as it was (--write to overwrite)');

@@ -25,6 +25,7 @@ import { EventRecorder } from './kube/event-recorder.ts';
 import { ResilientInformer } from './kube/informer.ts';
 import { LeaderElector } from './kube/leader-election.ts';
 import type { KubeLogger } from './kube/log.ts';
+import { shareDispatchers } from './kube/shared-dispatcher.ts';
 import { patchStatus } from './kube/status-patcher.ts';
 import { AckRecorder } from './push/ack-recorder.ts';
 import { PolicyServer } from './push/policy-server.ts';
@@ -87,7 +88,7 @@ export class Operator {
 
   constructor(options: OperatorOptions) {
     this.#o = options;
-    const kc = options.kubeConfig;
+    const kc = shareDispatchers(options.kubeConfig);
     this.#core = kc.makeApiClient(CoreV1Api);
     this.#custom = kc.makeApiClient(CustomObjectsApi);
     this.#auth = kc.makeApiClient(AuthenticationV1Api);
@@ -392,6 +393,21 @@ export class Operator {
       {},
       this.leader ? 1 : 0,
       '1 on the replica that writes status.',
+    );
+    const mem = process.memoryUsage();
+    this.metrics.set(
+      'process_resident_memory_bytes',
+      {},
+      mem.rss,
+      'Resident memory of the operator process.',
+    );
+    this.metrics.set('nodejs_heap_used_bytes', {}, mem.heapUsed, 'V8 heap in use.');
+    this.metrics.set('nodejs_heap_total_bytes', {}, mem.heapTotal, 'V8 heap reserved.');
+    this.metrics.set(
+      'nodejs_external_memory_bytes',
+      {},
+      mem.external,
+      'Memory of C++ objects bound to JavaScript (buffers, TLS).',
     );
     return this.metrics.render();
   }

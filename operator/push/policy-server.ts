@@ -44,6 +44,8 @@ export class PolicyServer {
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.keepalive_permit_without_calls': 1,
+    // channelz keeps per-socket and per-call trace state: memory per sidecar nobody reads.
+    'grpc.enable_channelz': 0,
   });
   #nextId = 1;
 

@@ -26,8 +26,8 @@ export interface OperatorEnv {
   close(): Promise<void>;
 }
 
-export async function startOperatorEnv(): Promise<OperatorEnv> {
-  const kube = await KubeTestServer.start({ crds: [CRD] });
+export async function startOperatorEnv(options: { historyLimit?: number } = {}): Promise<OperatorEnv> {
+  const kube = await KubeTestServer.start({ crds: [CRD], ...options });
   const kc = kubeConfigFor(kube.url);
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
