@@ -24,7 +24,7 @@ import { discovery } from './discovery.ts';
 import { listPage } from './paging.ts';
 import { isRecord, metaOf, type ResourceType } from './resources.ts';
 import { parseSelector, type Requirement } from './selector.ts';
-import { ApiError, badRequest, failure, type Obj, statusBody } from './status.ts';
+import { ApiError, badRequest, failure, invalid, type Obj, statusBody } from './status.ts';
 import { Store } from './store.ts';
 import { type IssueTokenOptions, TokenAuthority } from './tokens.ts';
 import { WatchHub } from './watch.ts';
@@ -273,6 +273,11 @@ export class KubeTestServer {
   ): Promise<void> {
     const { type, namespace, name, subresource } = target;
     const method = req.method ?? 'GET';
+    if (subresource === 'token') {
+      if (method !== 'POST') throw methodNotAllowed();
+      this.#send(res, 201, await this.#tokenRequest(namespace ?? 'default', name, await this.#readBody(req)));
+      return;
+    }
     if (method === 'GET') {
       this.#send(res, 200, this.#store.get(type, namespace, name));
       return;
@@ -293,6 +298,51 @@ export class KubeTestServer {
       return;
     }
     throw methodNotAllowed();
+  }
+
+  /**
+   * POST serviceaccounts/NAME/token (the TokenRequest API): a token for the
+   * service account, bound to the pod of `spec.boundObjectRef` when given.
+   */
+  async #tokenRequest(namespace: string, serviceAccount: string, body: unknown): Promise<Obj> {
+    if (!isRecord(body)) throw badRequest('the body of the request was not an object');
+    const spec = isRecord(body.spec) ? body.spec : {};
+    const audiences = Array.isArray(spec.audiences)
+      ? spec.audiences.filter((a): a is string => typeof a === 'string')
+      : [];
+    const expirationSeconds = typeof spec.expirationSeconds === 'number' ? spec.expirationSeconds : 3600;
+    if (expirationSeconds < 600) {
+      throw invalid(
+        { group: 'authentication.k8s.io', plural: 'tokenrequests', kind: 'TokenRequest' },
+        serviceAccount,
+        [
+          {
+            reason: 'FieldValueInvalid',
+            field: 'spec.expirationSeconds',
+            message: `Invalid value: ${expirationSeconds}: may not specify a duration less than 10 minutes`,
+          },
+        ],
+      );
+    }
+    const ref = isRecord(spec.boundObjectRef) ? spec.boundObjectRef : undefined;
+    const pod =
+      ref && ref.kind === 'Pod' && typeof ref.name === 'string'
+        ? { name: ref.name, uid: typeof ref.uid === 'string' ? ref.uid : '' }
+        : undefined;
+    const token = await this.issueToken({
+      namespace,
+      serviceAccount,
+      ...(pod ? { pod } : {}),
+      ...(audiences.length > 0 ? { audiences } : {}),
+      expirationSeconds,
+    });
+    return {
+      kind: 'TokenRequest',
+      apiVersion: 'authentication.k8s.io/v1',
+      metadata: { name: serviceAccount, namespace, creationTimestamp: null },
+      spec: { ...spec, expirationSeconds },
+      status: { token, expirationTimestamp: new Date(Date.now() + expirationSeconds * 1000).toISOString() },
+    };
   }
 
   /** POST tokenreviews: the review is answered (201), never stored. */
@@ -360,7 +410,8 @@ export class KubeTestServer {
     name: string | undefined,
     sub: string | undefined,
   ): Target {
-    if (sub !== undefined && !(sub === 'status' && type.statusSubresource)) throw unknownPath();
+    const token = sub === 'token' && type.group === '' && type.plural === 'serviceaccounts';
+    if (sub !== undefined && !(sub === 'status' && type.statusSubresource) && !token) throw unknownPath();
     return { type, namespace, name, subresource: sub };
   }
 }

@@ -273,4 +273,36 @@ describe('ServiceAccount tokens and TokenReview', () => {
       [['tokenreviews', false, 'TokenReview', ['create']]],
     );
   });
+
+  test('TokenRequest (serviceaccounts/NAME/token): a bound token the TokenReview accepts for its audience', async () => {
+    const uid = await pod('shop', 'requested', 'robot');
+    const request = await core.createNamespacedServiceAccountToken({
+      name: 'robot',
+      namespace: 'shop',
+      body: {
+        spec: {
+          audiences: ['tollgate'],
+          expirationSeconds: 600,
+          boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: 'requested', uid },
+        },
+      },
+    });
+    const token = request.status?.token ?? '';
+    assert.ok(request.status?.expirationTimestamp);
+    const claims = claimsOf(token);
+    assert.deepEqual(claims.aud, ['tollgate']);
+    assert.equal(claims.sub, 'system:serviceaccount:shop:robot');
+    const ok = await review(token, ['tollgate']);
+    assert.equal(ok.authenticated, true);
+    assert.deepEqual(ok.user?.extra?.['authentication.kubernetes.io/pod-name'], ['requested']);
+    const short = await apiFailure(
+      core.createNamespacedServiceAccountToken({
+        name: 'robot',
+        namespace: 'shop',
+        body: { spec: { audiences: ['x'], expirationSeconds: 60 } },
+      }),
+    );
+    assert.equal(short.code, 422);
+    assert.match(short.status.message, /may not specify a duration less than 10 minutes/);
+  });
 });
