@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { podObject, policyObject } from '../index/policy-index.test.ts';
+import { podObject, policyObject } from '../../test/support/kube-objects.ts';
 import { PolicyIndex, podInfo } from '../index/policy-index.ts';
 import {
   type AckState,

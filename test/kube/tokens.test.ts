@@ -303,6 +303,6 @@ describe('ServiceAccount tokens and TokenReview', () => {
       }),
     );
     assert.equal(short.code, 422);
-    assert.match(short.status.message, /may not specify a duration less than 10 minutes/);
+    assert.match(short.status.message ?? '', /may not specify a duration less than 10 minutes/);
   });
 });
