@@ -43,7 +43,7 @@ export class ServingIdentity implements experimental.CertificateProvider {
   addIdentityCertificateListener(listener: IdentityListener): void {
     this.#grpcListeners.add(listener);
     // grpc-js registers its server's watcher only after this returns, so answer on the next tick.
-    process.nextTick(() => {
+    queueMicrotask(() => {
       if (this.#grpcListeners.has(listener)) listener(this.#grpcUpdate());
     });
   }
