@@ -4,6 +4,7 @@ import { OperatorConfigError, operatorHelp, parseOperatorConfig } from '../opera
 import { loadKubeConfig } from '../operator/kube/kube-config.ts';
 import { Operator } from '../operator/operator.ts';
 import { type CliIo, EXIT } from './cli-io.ts';
+import { packageVersion } from './version.ts';
 
 export const OPERATOR_HELP = operatorHelp();
 
@@ -11,7 +12,7 @@ export const OPERATOR_HELP = operatorHelp();
 export async function runOperator(args: string[], io: CliIo): Promise<number> {
   let config: ReturnType<typeof parseOperatorConfig>;
   try {
-    config = parseOperatorConfig(args, process.env);
+    config = parseOperatorConfig(args, process.env, packageVersion());
   } catch (e) {
     if (!(e instanceof OperatorConfigError)) throw e;
     for (const p of e.problems) io.err(`tollgate operator: ${p}`);
@@ -29,9 +30,9 @@ export async function runOperator(args: string[], io: CliIo): Promise<number> {
       ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}),
       env: process.env,
     });
-    operator = new Operator({ kubeConfig, config, log: logger });
-    const { grpcPort, healthPort } = await operator.start();
-    logger.info({ grpc: grpcPort, health: healthPort }, 'operator started');
+    operator = new Operator({ kubeConfig, config, log: logger, version: packageVersion() });
+    const { grpcPort, healthPort, webhookPort } = await operator.start();
+    logger.info({ grpc: grpcPort, health: healthPort, webhook: webhookPort }, 'operator started');
   } catch (e) {
     io.err(`tollgate operator: ${(e as Error).message}`);
     return EXIT.failed;

@@ -2,17 +2,24 @@
  * The operator's process configuration: every flag declared once (name,
  * default, description), parsed once with all problems listed, then frozen.
  * Defaults for the lease identity and namespace come from the downward-API
- * environment (POD_NAME, POD_NAMESPACE) the chart sets.
+ * environment (POD_NAME, POD_NAMESPACE) the chart sets; the default sidecar
+ * image is `tollgate:<version>`, the version the CLI passes in.
  */
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../policy/units.ts';
+import {
+  LOG_LEVELS,
+  type LogLevel,
+  parseQuantity,
+  type SidecarResources,
+} from './admission/inject-settings.ts';
 
 export interface OperatorConfig {
   kubeconfig: string | null;
   grpcListen: { host: string; port: number };
   healthListen: { host: string; port: number };
-  /** `namespace/name` of the kubernetes.io/tls Secret with the gRPC serving certificate. */
+  /** `namespace/name` of the kubernetes.io/tls Secret with the gRPC and webhook serving certificate. */
   servingSecret: { namespace: string; name: string };
   /** Namespace of the leader-election Lease. */
   namespace: string;
@@ -22,6 +29,20 @@ export interface OperatorConfig {
   renewDeadlineMs: number;
   retryPeriodMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** The admission webhooks' HTTPS listener (`/inject`, `/validate`). */
+  webhookListen: { host: string; port: number };
+  /** Image of the injected `tollgate-agent`. */
+  agentImage: string;
+  /** Image of the injected `tollgate-init`. */
+  initImage: string;
+  /** Inject native sidecars; `auto`: when the API server is Kubernetes ≥ 1.29. */
+  nativeSidecars: boolean | 'auto';
+  /** Create and renew the CA and serving Secrets and the webhooks' caBundle (false: cert-manager does). */
+  manageCertificates: boolean;
+  /** Resources of injected sidecars unless a pod annotates its own. */
+  sidecarResources: SidecarResources;
+  /** Log level of injected sidecars unless a pod annotates its own. */
+  sidecarLogLevel: LogLevel;
 }
 
 interface FlagSpec {
@@ -45,7 +66,7 @@ export const OPERATOR_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'serving-secret': {
     type: 'string',
     default: 'tollgate-system/tollgate-operator-tls',
-    description: 'NAMESPACE/NAME of the kubernetes.io/tls Secret the gRPC server presents',
+    description: 'NAMESPACE/NAME of the kubernetes.io/tls Secret the gRPC and webhook servers present',
   },
   namespace: {
     type: 'string',
@@ -72,6 +93,42 @@ export const OPERATOR_FLAGS: Readonly<Record<string, FlagSpec>> = {
   },
   'retry-period': { type: 'string', default: '2s', description: 'interval of Lease attempts and renewals' },
   'log-level': { type: 'string', default: 'info', description: 'debug | info | warn | error' },
+  'webhook-listen': {
+    type: 'string',
+    default: '0.0.0.0:9443',
+    description: 'admission webhooks (HTTPS: /inject, /validate) HOST:PORT',
+  },
+  'agent-image': {
+    type: 'string',
+    description: 'image of the injected tollgate-agent (default tollgate:VERSION)',
+  },
+  'init-image': {
+    type: 'string',
+    description: 'image of the injected tollgate-init (default --agent-image)',
+  },
+  'native-sidecars': {
+    type: 'string',
+    default: 'auto',
+    description: 'inject the agent as a native sidecar: auto (Kubernetes >= 1.29) | true | false',
+  },
+  'manage-certificates': {
+    type: 'string',
+    default: 'true',
+    description: 'make and renew the CA, serving Secret and webhook caBundle (false: cert-manager does)',
+  },
+  'sidecar-cpu-request': { type: 'string', default: '100m', description: 'injected sidecar CPU request' },
+  'sidecar-memory-request': {
+    type: 'string',
+    default: '64Mi',
+    description: 'injected sidecar memory request',
+  },
+  'sidecar-cpu-limit': { type: 'string', description: 'injected sidecar CPU limit (default none)' },
+  'sidecar-memory-limit': { type: 'string', default: '256Mi', description: 'injected sidecar memory limit' },
+  'sidecar-log-level': {
+    type: 'string',
+    default: 'info',
+    description: 'injected sidecar log level: debug | info | warn | error',
+  },
   help: { type: 'boolean', description: 'show this help' },
 };
 
@@ -86,7 +143,7 @@ export class OperatorConfigError extends Error {
 export function operatorHelp(): string {
   const lines = ['Usage: tollgate operator [options]', '', 'Options:'];
   for (const [name, spec] of Object.entries(OPERATOR_FLAGS)) {
-    const arg = spec.type === 'string' ? ` ${name.toUpperCase().replace('-', '_')}` : '';
+    const arg = spec.type === 'string' ? ` ${name.toUpperCase().replaceAll('-', '_')}` : '';
     const def = spec.default === undefined ? '' : ` (default ${spec.default})`;
     lines.push(`${`  --${name}${arg}`.padEnd(30)} ${spec.description}${def}`);
   }
@@ -112,10 +169,46 @@ function duration(flag: string, text: string, problems: string[]): number {
   return ms;
 }
 
-/** Parses operator flags; throws OperatorConfigError listing every problem. Returns null for --help. */
+function choice<T extends string>(flag: string, text: string, allowed: readonly T[], problems: string[]): T {
+  const found = allowed.find((a) => a === text);
+  if (found === undefined) problems.push(`--${flag}: ${allowed.join(' | ')}, got ${JSON.stringify(text)}`);
+  return found ?? (allowed[0] as T);
+}
+
+function resources(str: (k: string) => string, problems: string[]): SidecarResources {
+  const read = (flag: string): string | undefined => {
+    const text = str(flag);
+    if (text === '') return undefined;
+    if (parseQuantity(text) === null)
+      problems.push(`--${flag}: expected a quantity such as 100m or 64Mi, got ${JSON.stringify(text)}`);
+    return text;
+  };
+  const requests = { cpu: read('sidecar-cpu-request'), memory: read('sidecar-memory-request') };
+  const limits = { cpu: read('sidecar-cpu-limit'), memory: read('sidecar-memory-limit') };
+  for (const kind of ['cpu', 'memory'] as const) {
+    const [req, lim] = [requests[kind], limits[kind]];
+    if (req && lim && (parseQuantity(req) ?? 0) > (parseQuantity(lim) ?? 0))
+      problems.push(`--sidecar-${kind}-request ${req} exceeds --sidecar-${kind}-limit ${lim}`);
+  }
+  const defined = (o: { cpu: string | undefined; memory: string | undefined }) =>
+    Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as {
+      cpu?: string;
+      memory?: string;
+    };
+  const out: SidecarResources = {};
+  if (requests.cpu || requests.memory) out.requests = defined(requests);
+  if (limits.cpu || limits.memory) out.limits = defined(limits);
+  return out;
+}
+
+/**
+ * Parses operator flags; throws OperatorConfigError listing every problem.
+ * Returns null for --help. `version` names the default sidecar image.
+ */
 export function parseOperatorConfig(
   args: string[],
   env: Readonly<Record<string, string | undefined>> = process.env,
+  version = 'latest',
 ): OperatorConfig | null {
   const problems: string[] = [];
   const options = Object.fromEntries(
@@ -151,6 +244,16 @@ export function parseOperatorConfig(
     renewDeadlineMs: duration('renew-deadline', str('renew-deadline'), problems),
     retryPeriodMs: duration('retry-period', str('retry-period'), problems),
     logLevel: logLevel as OperatorConfig['logLevel'],
+    webhookListen: hostPort('webhook-listen', str('webhook-listen'), problems),
+    agentImage: str('agent-image') || `tollgate:${version}`,
+    initImage: str('init-image') || str('agent-image') || `tollgate:${version}`,
+    nativeSidecars: { auto: 'auto', true: true, false: false }[
+      choice('native-sidecars', str('native-sidecars'), ['auto', 'true', 'false'], problems)
+    ] as boolean | 'auto',
+    manageCertificates:
+      choice('manage-certificates', str('manage-certificates'), ['true', 'false'], problems) === 'true',
+    sidecarResources: resources(str, problems),
+    sidecarLogLevel: choice('sidecar-log-level', str('sidecar-log-level'), LOG_LEVELS, problems),
   };
   if (config.renewDeadlineMs >= config.leaseDurationMs)
     problems.push('--renew-deadline must be shorter than --lease-duration');

@@ -18,6 +18,7 @@ import type { PolicyBundle } from '../policy/compile/bundle.ts';
 import type { Hello } from '../proto/policy-service.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { OperatorMetrics, publishOperatorEvent } from '../telemetry/operator-metrics.ts';
+import { AdmissionController } from './admission/admission-controller.ts';
 import type { OperatorConfig } from './config.ts';
 import { HealthServer } from './health-server.ts';
 import { type PodInfo, PolicyIndex, podInfo } from './index/policy-index.ts';
@@ -52,8 +53,25 @@ export interface OperatorOptions {
     | 'leaseDurationMs'
     | 'renewDeadlineMs'
     | 'retryPeriodMs'
-  >;
+  > &
+    // Without these (tests of the policy plane): no webhook server, the serving Secret is only read.
+    Partial<
+      Pick<
+        OperatorConfig,
+        | 'webhookListen'
+        | 'agentImage'
+        | 'initImage'
+        | 'nativeSidecars'
+        | 'manageCertificates'
+        | 'sidecarResources'
+        | 'sidecarLogLevel'
+      >
+    >;
   log: KubeLogger;
+  /** Written on injected pods (`tollgate.dev/injector-version`). Default `unknown`. */
+  version?: string;
+  /** Interval of serving-certificate checks (renewal, reload, caBundle). Default 60 s. */
+  certificateCheckMs?: number;
   /** Push debounce (default 20 ms) and status debounce (default 50 ms). */
   pushDebounceMs?: number;
   statusDebounceMs?: number;
@@ -64,6 +82,8 @@ export interface OperatorOptions {
 export interface OperatorAddresses {
   grpcPort: number;
   healthPort: number;
+  /** Undefined when no webhook server runs. */
+  webhookPort: number | undefined;
 }
 
 export class Operator {
@@ -78,6 +98,7 @@ export class Operator {
   readonly #status: StatusReconciler;
   readonly #acks: AckRecorder;
   readonly #events: EventRecorder;
+  readonly #admission: AdmissionController;
   #informers: ResilientInformer<KubernetesObject>[] = [];
   #server: PolicyServer | undefined;
   #health: HealthServer | undefined;
@@ -135,6 +156,7 @@ export class Operator {
       log: options.log,
       flushMs: options.ackFlushMs ?? 100,
     });
+    this.#admission = this.#admissionController();
   }
 
   /** True once the informers synced and the policy stream serves. */
@@ -154,7 +176,7 @@ export class Operator {
 
   async start(): Promise<OperatorAddresses> {
     const { config, log } = this.#o;
-    const tls = await this.#servingCertificate();
+    const tls = await this.#admission.startCertificates();
     this.#unsubscribe = new OperatorMetrics(this.metrics).subscribe();
     this.#health = new HealthServer({
       host: config.healthListen.host,
@@ -189,6 +211,7 @@ export class Operator {
       onDisconnect: () => publishOperatorEvent({ type: 'sidecar', change: 'disconnected' }),
     });
     const grpcPort = await this.#server.start();
+    const webhookPort = await this.#admission.startWebhook(tls);
     this.#elector = new LeaderElector({
       kubeConfig: this.#o.kubeConfig,
       namespace: config.namespace,
@@ -201,15 +224,17 @@ export class Operator {
       onStartedLeading: () => {
         log.info({ identity: config.identity }, 'leading');
         this.#status.setActive(true);
+        this.#admission.setLeader(true);
       },
       onStoppedLeading: () => {
         log.info({ identity: config.identity }, 'no longer leading');
         this.#status.setActive(false);
+        this.#admission.setLeader(false);
       },
     });
     this.#elector.start();
     this.#ready = true;
-    return { grpcPort, healthPort: health.port };
+    return { grpcPort, healthPort: health.port, webhookPort };
   }
 
   async stop(): Promise<void> {
@@ -223,6 +248,7 @@ export class Operator {
     await this.#elector?.stop();
     await Promise.all(this.#informers.map((i) => i.stop()));
     await this.#server?.close();
+    await this.#admission.stop();
     await this.#health?.close();
     this.#unsubscribe();
   }
@@ -232,17 +258,31 @@ export class Operator {
     this.#server?.forceShutdown();
   }
 
-  async #servingCertificate(): Promise<{ cert: string; key: string }> {
-    const { namespace, name } = this.#o.config.servingSecret;
-    const secret = await this.#core.readNamespacedSecret({ namespace, name });
-    const data = secret.data ?? {};
-    const cert = data['tls.crt'];
-    const key = data['tls.key'];
-    if (!cert || !key) throw new Error(`Secret ${namespace}/${name} has no tls.crt and tls.key`);
-    return {
-      cert: Buffer.from(cert, 'base64').toString('utf8'),
-      key: Buffer.from(key, 'base64').toString('utf8'),
-    };
+  #admissionController(): AdmissionController {
+    const { config, log } = this.#o;
+    return new AdmissionController({
+      kubeConfig: this.#o.kubeConfig,
+      servingSecret: config.servingSecret,
+      manageCertificates: config.manageCertificates ?? false,
+      ...(config.webhookListen && config.agentImage
+        ? {
+            webhook: {
+              listen: config.webhookListen,
+              inject: {
+                agentImage: config.agentImage,
+                initImage: config.initImage ?? config.agentImage,
+                nativeSidecars: config.nativeSidecars ?? 'auto',
+                ...(config.sidecarResources ? { resources: config.sidecarResources } : {}),
+                ...(config.sidecarLogLevel ? { logLevel: config.sidecarLogLevel } : {}),
+                version: this.#o.version ?? 'unknown',
+              },
+            },
+          }
+        : {}),
+      namespaceLabels: (namespace) => this.index.namespaceLabels(namespace),
+      log,
+      ...(this.#o.certificateCheckMs === undefined ? {} : { certificateCheckMs: this.#o.certificateCheckMs }),
+    });
   }
 
   async #authenticate(hello: Hello) {
@@ -365,6 +405,8 @@ export class Operator {
     const changed = (obj: KubernetesObject, event: 'ADDED' | 'MODIFIED') => {
       this.#watched('Namespace', event);
       this.index.upsertNamespace(obj.metadata?.name ?? '', obj.metadata?.labels ?? {});
+      const phase = (obj as { status?: { phase?: string } }).status?.phase;
+      this.#admission.namespaceSeen(obj.metadata?.name ?? '', phase === 'Terminating');
     };
     return new ResilientInformer<KubernetesObject>({
       kubeConfig: this.#o.kubeConfig,
@@ -375,6 +417,7 @@ export class Operator {
       onDelete: (obj) => {
         this.#watched('Namespace', 'DELETED');
         this.index.deleteNamespace(obj.metadata?.name ?? '');
+        this.#admission.namespaceGone(obj.metadata?.name ?? '');
       },
       log: this.#o.log,
       name: 'namespaces',

@@ -5,7 +5,13 @@
  * (through the push queue), and its ACKs and NACKs are recorded. A refused
  * Hello ends the stream with the status `authenticateHello` chose.
  */
-import { status as GrpcStatus, Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
+import {
+  experimental,
+  status as GrpcStatus,
+  Server,
+  ServerCredentials,
+  type ServerDuplexStream,
+} from '@grpc/grpc-js';
 import type { Hello, OperatorMessage, SidecarMessage } from '../../proto/policy-service.ts';
 import { policyServiceDefinition } from '../../proto/policy-service.ts';
 import type { PushQueue } from './push-queue.ts';
@@ -22,8 +28,12 @@ export interface PushLogger {
 export interface PolicyServerOptions {
   /** `HOST:PORT` (port 0 picks a free one). */
   listen: string;
-  /** PEM serving certificate chain and key. */
-  tls: { cert: string; key: string };
+  /**
+   * PEM serving certificate chain and key, or a provider of them (such as the
+   * operator's ServingIdentity) whose updates the server applies to new
+   * connections without a restart.
+   */
+  tls: { cert: string; key: string } | experimental.CertificateProvider;
   authenticate: (hello: Hello) => Promise<HelloOutcome>;
   sessions: SessionRegistry;
   queue: PushQueue;
@@ -58,12 +68,16 @@ export class PolicyServer {
     this.#server.addService(policyServiceDefinition(), {
       Stream: (call: Call) => this.#stream(call),
     });
-    const { cert, key } = this.#options.tls;
-    const credentials = ServerCredentials.createSsl(
-      null,
-      [{ cert_chain: Buffer.from(cert), private_key: Buffer.from(key) }],
-      false,
-    );
+    const { tls } = this.#options;
+    const credentials =
+      'cert' in tls
+        ? ServerCredentials.createSsl(
+            null,
+            [{ cert_chain: Buffer.from(tls.cert), private_key: Buffer.from(tls.key) }],
+            false,
+          )
+        : // grpc-js names its first parameter the CA provider, but uses it as the identity one.
+          experimental.createCertificateProviderServerCredentials(tls, null, false);
     return new Promise((resolve, reject) => {
       this.#server.bindAsync(this.#options.listen, credentials, (error, port) =>
         error ? reject(error) : resolve(port),

@@ -1,8 +1,9 @@
 /**
  * The kinds of object the API test server serves (core v1, coordination,
- * apiextensions, authentication, and the custom resources CRDs define), and
- * the small helpers every module shares to read objects the way the real
- * server does: metadata accessors, label maps, storage keys and timestamps.
+ * admissionregistration webhook configurations, apiextensions,
+ * authentication, and the custom resources CRDs define), and the small
+ * helpers every module shares to read objects the way the real server does:
+ * metadata accessors, label maps, storage keys and timestamps.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { CelRules } from './cel-rules.ts';
@@ -89,6 +90,20 @@ export const BUILTIN: readonly ResourceType[] = [
     singular: 'lease',
     kind: 'Lease',
     namespaced: true,
+    shortNames: [],
+  }),
+  builtin('admissionregistration.k8s.io', {
+    plural: 'mutatingwebhookconfigurations',
+    singular: 'mutatingwebhookconfiguration',
+    kind: 'MutatingWebhookConfiguration',
+    namespaced: false,
+    shortNames: [],
+  }),
+  builtin('admissionregistration.k8s.io', {
+    plural: 'validatingwebhookconfigurations',
+    singular: 'validatingwebhookconfiguration',
+    kind: 'ValidatingWebhookConfiguration',
+    namespaced: false,
     shortNames: [],
   }),
   builtin('apiextensions.k8s.io', {

@@ -527,6 +527,7 @@ describe('Kubernetes API test server', () => {
     assert.deepEqual(versions.versions, ['v1']);
     const groups = await kc.makeApiClient(ApisApi).getAPIVersions();
     assert.deepEqual(groups.groups.map((g) => g.name).sort(), [
+      'admissionregistration.k8s.io',
       'apiextensions.k8s.io',
       'authentication.k8s.io',
       'coordination.k8s.io',

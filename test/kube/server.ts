@@ -2,7 +2,8 @@
  * An in-process Kubernetes API test server (node:http on loopback), faithful
  * to the real kube-apiserver for what Tollgate uses: core v1 namespaces, pods,
  * serviceaccounts, secrets, configmaps and events, coordination.k8s.io leases,
- * apiextensions.k8s.io CRDs and the custom resources they define (ApiPolicy
+ * admissionregistration.k8s.io webhook configurations (stored only: the
+ * server calls no webhook), apiextensions.k8s.io CRDs and the custom resources they define (ApiPolicy
  * from `crds/`), and authentication.k8s.io TokenReviews, with discovery,
  * list (paged) / watch, create/get/update/patch/delete, optimistic
  * concurrency, the `status` subresource with generation semantics,

@@ -217,6 +217,11 @@ export async function startOperatorProcess(
       '1500ms',
       '--retry-period',
       '200ms',
+      // The environment's serving Secret comes from the test CA, as cert-manager's would.
+      '--manage-certificates',
+      'false',
+      '--webhook-listen',
+      '127.0.0.1:0',
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );

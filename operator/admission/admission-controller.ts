@@ -1,0 +1,122 @@
+/**
+ * The operator's admission side, wired for operator.ts: the certificate
+ * manager (serving certificate for gRPC and webhooks, CA, caBundle), the
+ * `tollgate-ca-root` publisher fed by the namespace informer (written by the
+ * Lease leader only), and the webhook server whose TLS follows the serving
+ * certificate. Every replica serves the webhooks.
+ */
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CaRootPublisher } from '../ca/ca-root-publisher.ts';
+import { CertificateManager } from '../ca/certificate-manager.ts';
+import type { ServingIdentity } from '../ca/serving-identity.ts';
+import type { KubeLogger } from '../kube/log.ts';
+import { statusOf } from '../kube/request-options.ts';
+import { admissionHandlers } from './admission-handlers.ts';
+import type { InjectOptions } from './inject.ts';
+import { resolveNativeSidecars } from './native-sidecars.ts';
+import { WebhookServer } from './webhook-server.ts';
+
+export interface AdmissionControllerOptions {
+  kubeConfig: KubeConfig;
+  /** The serving Secret; its namespace holds the CA Secret and the operator's Service. */
+  servingSecret: { namespace: string; name: string };
+  manageCertificates: boolean;
+  /** Serve the webhooks; without, only certificates and the CA root are kept. */
+  webhook?: {
+    listen: { host: string; port: number };
+    inject: Omit<InjectOptions, 'nativeSidecars'> & { nativeSidecars: boolean | 'auto' };
+  };
+  /** The namespace informer's labels of a namespace (undefined when unknown: it is read). */
+  namespaceLabels: (namespace: string) => Readonly<Record<string, string>> | undefined;
+  log: KubeLogger;
+  /** Interval of certificate checks. Default 60 s. */
+  certificateCheckMs?: number;
+  /** Default `Date.now`. */
+  now?: () => number;
+}
+
+export class AdmissionController {
+  readonly #o: AdmissionControllerOptions;
+  readonly #core: CoreV1Api;
+  readonly #certificates: CertificateManager;
+  readonly #caRoot: CaRootPublisher;
+  #webhook: WebhookServer | undefined;
+  #unsubscribe: () => void = () => {};
+
+  constructor(options: AdmissionControllerOptions) {
+    this.#o = options;
+    this.#core = options.kubeConfig.makeApiClient(CoreV1Api);
+    this.#caRoot = new CaRootPublisher({ kubeConfig: options.kubeConfig, log: options.log });
+    this.#certificates = new CertificateManager({
+      kubeConfig: options.kubeConfig,
+      namespace: options.servingSecret.namespace,
+      servingSecret: options.servingSecret.name,
+      manage: options.manageCertificates,
+      log: options.log,
+      onRoot: (root) => this.#caRoot.setRoot(root),
+      ...(options.certificateCheckMs === undefined ? {} : { checkIntervalMs: options.certificateCheckMs }),
+      ...(options.now === undefined ? {} : { now: options.now }),
+    });
+  }
+
+  /** The serving certificate, created first when managed and missing; kept current from now on. */
+  startCertificates(): Promise<ServingIdentity> {
+    return this.#certificates.start();
+  }
+
+  /** Starts the webhook server (after startCertificates); resolves with its port, or undefined without one. */
+  async startWebhook(identity: ServingIdentity): Promise<number | undefined> {
+    const webhook = this.#o.webhook;
+    if (!webhook) return undefined;
+    const nativeSidecars = await resolveNativeSidecars(
+      webhook.inject.nativeSidecars,
+      this.#o.kubeConfig,
+      this.#o.log,
+    );
+    this.#webhook = new WebhookServer({
+      host: webhook.listen.host,
+      port: webhook.listen.port,
+      tls: identity.current,
+      log: this.#o.log,
+      handlers: admissionHandlers({
+        inject: { ...webhook.inject, nativeSidecars },
+        namespaceLabels: (ns) => this.#labels(ns),
+        log: this.#o.log,
+      }),
+    });
+    const server = this.#webhook;
+    this.#unsubscribe = identity.onChange((pair) => server.setTls(pair));
+    return server.start();
+  }
+
+  /** The Lease leader writes the CA root ConfigMaps. */
+  setLeader(leading: boolean): void {
+    this.#caRoot.setActive(leading);
+  }
+
+  namespaceSeen(name: string, terminating: boolean): void {
+    this.#caRoot.namespaceSeen(name, terminating);
+  }
+
+  namespaceGone(name: string): void {
+    this.#caRoot.namespaceGone(name);
+  }
+
+  async stop(): Promise<void> {
+    this.#certificates.stop();
+    this.#caRoot.close();
+    this.#unsubscribe();
+    await this.#webhook?.close();
+  }
+
+  async #labels(namespace: string): Promise<Readonly<Record<string, string>>> {
+    const known = this.#o.namespaceLabels(namespace);
+    if (known) return known;
+    try {
+      return (await this.#core.readNamespace({ name: namespace })).metadata?.labels ?? {};
+    } catch (error) {
+      if (statusOf(error) === 404) return {};
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,254 @@
+/**
+ * CertificateManager against the Kubernetes API test server through
+ * client-node: the CA and serving Secrets made on an empty cluster, caBundle
+ * patched into every webhook, a second replica reusing both, racing replicas,
+ * renewal at 2/3 of the lifetime (injected clock) picked up by the other
+ * replica, repair of a foreign or broken certificate, and read-only mode.
+ */
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import {
+  AdmissionregistrationV1Api,
+  CoreV1Api,
+  type KubeConfig,
+  type V1MutatingWebhookConfiguration,
+  type V1Secret,
+} from '@kubernetes/client-node';
+import { kubeConfigFor } from '../../test/kube/client.ts';
+import { KubeTestServer } from '../../test/kube/server.ts';
+import { createCa as createTestCa, issueCertificate } from '../../test/support/certs.ts';
+import { RecordingLogger } from '../../test/support/recording-logger.ts';
+import { CertificateManager, type CertificateManagerOptions } from './certificate-manager.ts';
+import { inspectCertificate, signedBy } from './certificates.ts';
+
+const NS = 'tollgate-system';
+const DAY = 86_400_000;
+const NAMES = [
+  'tollgate-operator',
+  'tollgate-operator.tollgate-system',
+  'tollgate-operator.tollgate-system.svc',
+  'tollgate-operator.tollgate-system.svc.cluster.local',
+];
+
+let kube: KubeTestServer;
+let kc: KubeConfig;
+let core: CoreV1Api;
+let admission: AdmissionregistrationV1Api;
+const managers: CertificateManager[] = [];
+
+const text = (s: V1Secret, key: string) => Buffer.from(s.data?.[key] ?? '', 'base64').toString();
+const secret = (name: string) => core.readNamespacedSecret({ namespace: NS, name });
+
+function manager(over: Partial<CertificateManagerOptions> = {}): CertificateManager {
+  const m = new CertificateManager({
+    kubeConfig: kc,
+    namespace: NS,
+    servingSecret: 'tollgate-operator-tls',
+    manage: true,
+    checkIntervalMs: 3_600_000,
+    ...over,
+  });
+  managers.push(m);
+  return m;
+}
+
+const webhook = (name: string, path: string) => ({
+  name,
+  admissionReviewVersions: ['v1'],
+  sideEffects: 'None',
+  clientConfig: { service: { name: 'tollgate-operator', namespace: NS, path, port: 9443 } },
+});
+
+async function installWebhookConfigurations(): Promise<void> {
+  await admission.createMutatingWebhookConfiguration({
+    body: {
+      metadata: { name: 'tollgate-sidecar-injector' },
+      webhooks: [webhook('inject.tollgate.dev', '/inject'), webhook('inject-ns.tollgate.dev', '/inject')],
+    },
+  });
+  await admission.createValidatingWebhookConfiguration({
+    body: {
+      metadata: { name: 'tollgate-policy-validator' },
+      webhooks: [{ ...webhook('validate.tollgate.dev', '/validate'), failurePolicy: 'Fail' }],
+    },
+  });
+}
+
+async function reset(): Promise<void> {
+  for (const m of managers.splice(0)) m.stop();
+  for (const name of ['tollgate-ca', 'tollgate-operator-tls'])
+    await core.deleteNamespacedSecret({ namespace: NS, name }).catch(() => undefined);
+}
+
+before(async () => {
+  kube = await KubeTestServer.start();
+  kc = kubeConfigFor(kube.url);
+  core = kc.makeApiClient(CoreV1Api);
+  admission = kc.makeApiClient(AdmissionregistrationV1Api);
+  await core.createNamespace({ body: { metadata: { name: NS } } });
+  await installWebhookConfigurations();
+});
+
+after(async () => {
+  await reset();
+  await kube.close();
+});
+
+describe('CertificateManager (managed)', () => {
+  beforeEach(reset);
+
+  test('on an empty cluster: creates the CA and serving Secrets and patches every caBundle', async () => {
+    const roots: (string | null)[] = [];
+    const identity = await manager({ onRoot: (r) => roots.push(r) }).start();
+    const caSecret = await secret('tollgate-ca');
+    const serving = await secret('tollgate-operator-tls');
+    assert.equal(caSecret.type, 'kubernetes.io/tls');
+    assert.equal(serving.type, 'kubernetes.io/tls');
+    const ca = text(caSecret, 'tls.crt');
+    assert.equal(text(caSecret, 'ca.crt'), ca);
+    assert.equal(text(serving, 'ca.crt'), ca);
+    assert.deepEqual(identity.current, { cert: text(serving, 'tls.crt'), key: text(serving, 'tls.key') });
+    assert.deepEqual(roots, [ca]);
+
+    const caInfo = inspectCertificate(ca);
+    const info = inspectCertificate(identity.current.cert);
+    assert.ok(caInfo?.isCa);
+    assert.ok(Math.abs((caInfo?.notAfter ?? 0) - Date.now() - 3650 * DAY) < DAY);
+    assert.ok(Math.abs((info?.notAfter ?? 0) - Date.now() - 365 * DAY) < DAY);
+    assert.deepEqual(info?.dnsNames, NAMES);
+    assert.ok(signedBy(identity.current.cert, ca));
+
+    const bundle = Buffer.from(ca).toString('base64');
+    const mutating = await admission.readMutatingWebhookConfiguration({ name: 'tollgate-sidecar-injector' });
+    const validating = await admission.readValidatingWebhookConfiguration({
+      name: 'tollgate-policy-validator',
+    });
+    assert.deepEqual(
+      [...(mutating.webhooks ?? []), ...(validating.webhooks ?? [])].map((w) => w.clientConfig.caBundle),
+      [bundle, bundle, bundle],
+    );
+    assert.equal(validating.webhooks?.[0]?.failurePolicy, 'Fail', 'the rest of the webhook is kept');
+  });
+
+  test('a second replica reuses the CA and the serving certificate', async () => {
+    const first = await manager().start();
+    const rv = (await secret('tollgate-operator-tls')).metadata?.resourceVersion;
+    const second = await manager().start();
+    assert.deepEqual(second.current, first.current);
+    assert.equal((await secret('tollgate-operator-tls')).metadata?.resourceVersion, rv);
+  });
+
+  test('two replicas starting together end with one CA and one serving certificate', async () => {
+    const [a, b] = await Promise.all([manager().start(), manager().start()]);
+    assert.deepEqual(a.current, b.current);
+    assert.ok(signedBy(a.current.cert, text(await secret('tollgate-ca'), 'tls.crt')));
+  });
+
+  test('renewal at 2/3 of the lifetime; the other replica reloads it at its next check', async () => {
+    const log = new RecordingLogger();
+    const early = await manager({ log }).start();
+    const original = early.current;
+    let now = Date.now() + 200 * DAY;
+    const later = manager({ now: () => now });
+    const identity = await later.start();
+    assert.deepEqual(identity.current, original, 'not yet due at 200 of 365 days');
+
+    now = Date.now() + 250 * DAY;
+    const seen: string[] = [];
+    identity.onChange((p) => seen.push(p.cert));
+    await later.check();
+    assert.equal(seen.length, 1);
+    const renewed = inspectCertificate(identity.current.cert);
+    assert.ok(Math.abs((renewed?.notBefore ?? 0) - now) < 2 * 60_000);
+    assert.deepEqual(renewed?.dnsNames, NAMES);
+    assert.equal(text(await secret('tollgate-operator-tls'), 'tls.crt'), identity.current.cert);
+
+    await managers[0]?.check();
+    assert.deepEqual(early.current, identity.current);
+    assert.equal(log.messages('serving certificate reloaded').length, 1);
+  });
+
+  test('a serving Secret from another CA, or with a foreign key, is reissued', async () => {
+    const foreign = await createTestCa({ commonName: 'someone else' });
+    const pair = await issueCertificate(foreign, { dnsNames: NAMES, usages: 'server' });
+    await core.createNamespacedSecret({
+      namespace: NS,
+      body: {
+        metadata: { name: 'tollgate-operator-tls' },
+        type: 'kubernetes.io/tls',
+        data: {
+          'tls.crt': Buffer.from(pair.cert).toString('base64'),
+          'tls.key': Buffer.from(pair.key).toString('base64'),
+        },
+      },
+    });
+    const identity = await manager().start();
+    assert.notEqual(identity.current.cert, pair.cert);
+    assert.ok(signedBy(identity.current.cert, text(await secret('tollgate-ca'), 'tls.crt')));
+  });
+
+  test('a CA Secret that holds no CA stops the start with a clear message', async () => {
+    const leaf = await issueCertificate(await createTestCa({ commonName: 'x' }), {
+      dnsNames: ['a'],
+      usages: 'server',
+    });
+    await core.createNamespacedSecret({
+      namespace: NS,
+      body: {
+        metadata: { name: 'tollgate-ca' },
+        data: {
+          'tls.crt': Buffer.from(leaf.cert).toString('base64'),
+          'tls.key': Buffer.from(leaf.key).toString('base64'),
+        },
+      },
+    });
+    await assert.rejects(
+      manager().start(),
+      /tollgate-system\/tollgate-ca: tls\.crt is not a CA certificate; delete it/,
+    );
+  });
+
+  test('a webhook configuration created later, or reset by an upgrade, gets the caBundle at the next check', async () => {
+    const m = manager();
+    await m.start();
+    const name = 'tollgate-sidecar-injector';
+    const current = await admission.readMutatingWebhookConfiguration({ name });
+    const reset: V1MutatingWebhookConfiguration = {
+      ...current,
+      webhooks: (current.webhooks ?? []).map((w) => ({
+        ...w,
+        clientConfig: { ...w.clientConfig, caBundle: '' },
+      })),
+    };
+    await admission.replaceMutatingWebhookConfiguration({ name, body: reset });
+    await m.check();
+    const fixed = await admission.readMutatingWebhookConfiguration({ name });
+    assert.ok(
+      fixed.webhooks?.every((w) => w.clientConfig.caBundle === Buffer.from(m.root ?? '').toString('base64')),
+    );
+  });
+});
+
+describe('CertificateManager (cert-manager provides the Secret)', () => {
+  beforeEach(reset);
+
+  test('reads the serving Secret and its ca.crt, creates nothing, patches nothing', async () => {
+    await assert.rejects(manager({ manage: false }).start(), /has no tls\.crt and tls\.key/);
+    const issuer = await createTestCa({ commonName: 'cert-manager issuer' });
+    const pair = await issueCertificate(issuer, { dnsNames: NAMES, usages: 'server' });
+    const b64 = (s: string) => Buffer.from(s).toString('base64');
+    await core.createNamespacedSecret({
+      namespace: NS,
+      body: {
+        metadata: { name: 'tollgate-operator-tls' },
+        type: 'kubernetes.io/tls',
+        data: { 'tls.crt': b64(pair.cert), 'tls.key': b64(pair.key), 'ca.crt': b64(issuer.cert) },
+      },
+    });
+    const m = manager({ manage: false });
+    const identity = await m.start();
+    assert.equal(identity.current.cert, pair.cert);
+    assert.equal(m.root, issuer.cert);
+    await assert.rejects(secret('tollgate-ca'), /404|not found/i);
+  });
+});

@@ -1,0 +1,328 @@
+/**
+ * The operator's webhook and gRPC TLS: with managed certificates it keeps the
+ * CA Secret (`tollgate-ca`, made once, 10 years), the serving Secret
+ * (`tollgate-operator-tls`, 1 year, renewed at 2/3 of its lifetime, or at once
+ * when it is unreadable, not from the CA or lacks a Service name) and the
+ * `caBundle` of every webhook of the Tollgate webhook configurations. Without
+ * (cert-manager provides Secret and caBundle) it only reads the serving
+ * Secret. Either way it re-reads the Secret on every check, so a renewal by
+ * another replica or by cert-manager reaches {@link ServingIdentity} and the
+ * servers reload it.
+ *
+ * Replicas race safely: a create that finds the Secret already there (409)
+ * and a replace that lost to another writer (409) re-read and use the winner.
+ */
+import {
+  AdmissionregistrationV1Api,
+  CoreV1Api,
+  type KubeConfig,
+  type V1Secret,
+} from '@kubernetes/client-node';
+import { errorFields, type KubeLogger, silentLogger } from '../kube/log.ts';
+import { statusOf } from '../kube/request-options.ts';
+import {
+  createCa,
+  inspectCertificate,
+  issueServingCertificate,
+  keyMatches,
+  type PemPair,
+  signedBy,
+} from './certificates.ts';
+import { ServingIdentity } from './serving-identity.ts';
+import { webhookCaBundlePatch } from './webhook-ca-bundle.ts';
+
+export const CA_SECRET = 'tollgate-ca';
+export const OPERATOR_SERVICE = 'tollgate-operator';
+export const MUTATING_WEBHOOK_CONFIGURATION = 'tollgate-sidecar-injector';
+export const VALIDATING_WEBHOOK_CONFIGURATION = 'tollgate-policy-validator';
+
+export interface CertificateManagerOptions {
+  kubeConfig: KubeConfig;
+  /** Namespace of both Secrets and of the operator's Service. */
+  namespace: string;
+  /** The serving Secret (`kubernetes.io/tls`). */
+  servingSecret: string;
+  /** Create, renew and publish certificates (true), or only read the serving Secret (false). */
+  manage: boolean;
+  /** Default `tollgate-ca`. */
+  caSecret?: string;
+  /** The Service whose DNS names the serving certificate carries. Default `tollgate-operator`. */
+  serviceName?: string;
+  /** Default [`tollgate-sidecar-injector`]. */
+  mutatingWebhookConfigurations?: readonly string[];
+  /** Default [`tollgate-policy-validator`]. */
+  validatingWebhookConfigurations?: readonly string[];
+  /** Interval of checks after start. Default 60 s. */
+  checkIntervalMs?: number;
+  /** Share of the serving lifetime after which it is renewed. Default 2/3. */
+  renewAfter?: number;
+  /** Lifetimes of new certificates. Defaults 10 years (CA) and 1 year (serving). */
+  caLifetimeMs?: number;
+  servingLifetimeMs?: number;
+  /** Default `Date.now`. */
+  now?: () => number;
+  log?: KubeLogger;
+  /** Called with the CA agents must trust, at start and whenever it changes (null: unknown). */
+  onRoot?: (caPem: string | null) => void;
+}
+
+const b64 = (text: string) => Buffer.from(text).toString('base64');
+const unb64 = (text: string | undefined) =>
+  text === undefined ? undefined : Buffer.from(text, 'base64').toString();
+
+function pairOf(secret: V1Secret): PemPair | null {
+  const cert = unb64(secret.data?.['tls.crt']);
+  const key = unb64(secret.data?.['tls.key']);
+  return cert && key ? { cert, key } : null;
+}
+
+export class CertificateManager {
+  readonly #o: CertificateManagerOptions;
+  readonly #core: CoreV1Api;
+  readonly #admission: AdmissionregistrationV1Api;
+  readonly #log: KubeLogger;
+  #identity: ServingIdentity | undefined;
+  #root: string | null | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #checking: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(options: CertificateManagerOptions) {
+    this.#o = options;
+    this.#core = options.kubeConfig.makeApiClient(CoreV1Api);
+    this.#admission = options.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
+    this.#log = options.log ?? silentLogger;
+  }
+
+  /** The DNS names of the serving certificate: the Service's short and qualified names. */
+  get dnsNames(): string[] {
+    const svc = this.#o.serviceName ?? OPERATOR_SERVICE;
+    const ns = this.#o.namespace;
+    return [svc, `${svc}.${ns}`, `${svc}.${ns}.svc`, `${svc}.${ns}.svc.cluster.local`];
+  }
+
+  /** The CA agents trust (PEM), once known. */
+  get root(): string | null {
+    return this.#root ?? null;
+  }
+
+  /**
+   * Makes sure the serving certificate exists (creating the CA and it when
+   * managed, throwing when it cannot) and schedules the periodic checks.
+   */
+  async start(): Promise<ServingIdentity> {
+    const { pair, root } = await this.#ensure();
+    this.#identity = new ServingIdentity(pair);
+    this.#setRoot(root);
+    if (this.#o.manage) await this.#syncWebhooks(root);
+    this.#schedule();
+    return this.#identity;
+  }
+
+  /** One check: re-read (and when managed renew) the serving Secret, reload it, sync caBundles. Never throws. */
+  check(): Promise<void> {
+    this.#checking ??= this.#check().finally(() => {
+      this.#checking = undefined;
+    });
+    return this.#checking;
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+  }
+
+  #now(): number {
+    return (this.#o.now ?? Date.now)();
+  }
+
+  #schedule(): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      void this.check().then(() => this.#schedule());
+    }, this.#o.checkIntervalMs ?? 60_000);
+    this.#timer.unref();
+  }
+
+  async #check(): Promise<void> {
+    try {
+      const { pair, root } = await this.#ensure();
+      if (this.#identity?.update(pair))
+        this.#log.info({ secret: this.#o.servingSecret }, 'serving certificate reloaded');
+      this.#setRoot(root);
+      if (this.#o.manage) await this.#syncWebhooks(root);
+    } catch (error) {
+      this.#log.warn({ ...errorFields(error) }, 'certificate check failed');
+    }
+  }
+
+  #setRoot(root: string | null): void {
+    if (root === this.#root) return;
+    this.#root = root;
+    this.#o.onRoot?.(root);
+  }
+
+  async #ensure(): Promise<{ pair: PemPair; root: string | null }> {
+    if (!this.#o.manage) {
+      const secret = await this.#read(this.#o.servingSecret);
+      const pair = secret && pairOf(secret);
+      if (!pair)
+        throw new Error(`Secret ${this.#o.namespace}/${this.#o.servingSecret} has no tls.crt and tls.key`);
+      return { pair, root: unb64(secret.data?.['ca.crt']) ?? null };
+    }
+    const ca = await this.#ensureCa();
+    return { pair: await this.#ensureServing(ca), root: ca.cert };
+  }
+
+  async #read(name: string): Promise<V1Secret | undefined> {
+    try {
+      return await this.#core.readNamespacedSecret({ namespace: this.#o.namespace, name });
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw error;
+    }
+  }
+
+  /** Creates the Secret; false when it already existed (another replica won). */
+  async #create(name: string, pair: PemPair, caPem: string): Promise<boolean> {
+    try {
+      await this.#core.createNamespacedSecret({
+        namespace: this.#o.namespace,
+        body: this.#body(name, pair, caPem),
+      });
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 409) return false;
+      throw error;
+    }
+  }
+
+  #body(name: string, pair: PemPair, caPem: string, resourceVersion?: string): V1Secret {
+    return {
+      metadata: {
+        name,
+        namespace: this.#o.namespace,
+        labels: { 'app.kubernetes.io/managed-by': 'tollgate-operator' },
+        ...(resourceVersion === undefined ? {} : { resourceVersion }),
+      },
+      type: 'kubernetes.io/tls',
+      data: { 'tls.crt': b64(pair.cert), 'tls.key': b64(pair.key), 'ca.crt': b64(caPem) },
+    };
+  }
+
+  async #ensureCa(): Promise<PemPair> {
+    const name = this.#o.caSecret ?? CA_SECRET;
+    const existing = await this.#read(name);
+    if (existing) return this.#usableCa(name, existing);
+    const ca = await createCa({
+      commonName: 'tollgate-ca',
+      now: this.#now(),
+      lifetimeMs: this.#o.caLifetimeMs,
+    });
+    if (await this.#create(name, ca, ca.cert)) {
+      this.#log.info({ secret: name }, 'CA created');
+      return ca;
+    }
+    const winner = await this.#read(name);
+    if (!winner) throw new Error(`Secret ${this.#o.namespace}/${name} vanished while being created`);
+    return this.#usableCa(name, winner);
+  }
+
+  #usableCa(name: string, secret: V1Secret): PemPair {
+    const pair = pairOf(secret);
+    const info = pair && inspectCertificate(pair.cert);
+    let problem: string | undefined;
+    if (!pair || !info) problem = 'no readable tls.crt and tls.key';
+    else if (!info.isCa) problem = 'tls.crt is not a CA certificate';
+    else if (!keyMatches(pair)) problem = 'tls.key does not match tls.crt';
+    else if (info.notAfter <= this.#now()) problem = 'the CA expired';
+    if (problem || !pair)
+      throw new Error(`Secret ${this.#o.namespace}/${name}: ${problem}; delete it to have a new CA made`);
+    return pair;
+  }
+
+  /** Why the serving pair must be reissued, or null when it is good. */
+  #renewalReason(pair: PemPair | null, ca: PemPair): string | null {
+    const info = pair && inspectCertificate(pair.cert);
+    if (!pair || !info) return 'missing or unreadable';
+    if (!keyMatches(pair)) return 'key does not match';
+    if (!signedBy(pair.cert, ca.cert)) return 'not signed by the CA';
+    if (this.dnsNames.some((n) => !info.dnsNames.includes(n))) return 'DNS names differ';
+    const now = this.#now();
+    if (now >= info.notAfter) return 'expired';
+    const renewAt = info.notBefore + (info.notAfter - info.notBefore) * (this.#o.renewAfter ?? 2 / 3);
+    return now >= renewAt ? 'renewal due' : null;
+  }
+
+  async #ensureServing(ca: PemPair): Promise<PemPair> {
+    const name = this.#o.servingSecret;
+    const secret = await this.#read(name);
+    const current = secret ? pairOf(secret) : null;
+    const reason = this.#renewalReason(current, ca);
+    if (reason === null && current) return current;
+    const pair = await issueServingCertificate(ca, {
+      dnsNames: this.dnsNames,
+      now: this.#now(),
+      ...(this.#o.servingLifetimeMs === undefined ? {} : { lifetimeMs: this.#o.servingLifetimeMs }),
+    });
+    const written = secret
+      ? await this.#replace(name, pair, ca.cert, secret.metadata?.resourceVersion)
+      : await this.#create(name, pair, ca.cert);
+    if (written) {
+      this.#log.info({ secret: name, reason }, 'serving certificate issued');
+      return pair;
+    }
+    // Another replica wrote first: use its certificate when it is good.
+    const winner = await this.#read(name);
+    const theirs = winner ? pairOf(winner) : null;
+    if (theirs && this.#renewalReason(theirs, ca) === null) return theirs;
+    throw new Error(`Secret ${this.#o.namespace}/${name} changed concurrently; retrying at the next check`);
+  }
+
+  async #replace(name: string, pair: PemPair, caPem: string, resourceVersion?: string): Promise<boolean> {
+    try {
+      await this.#core.replaceNamespacedSecret({
+        namespace: this.#o.namespace,
+        name,
+        body: this.#body(name, pair, caPem, resourceVersion),
+      });
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 409) return false;
+      throw error;
+    }
+  }
+
+  /** Patches `caBundle` into every webhook of the configurations where it differs; absent ones are skipped. */
+  async #syncWebhooks(root: string | null): Promise<void> {
+    if (root === null) return;
+    const api = this.#admission;
+    const kinds = [
+      {
+        names: this.#o.mutatingWebhookConfigurations ?? [MUTATING_WEBHOOK_CONFIGURATION],
+        read: (name: string) => api.readMutatingWebhookConfiguration({ name }),
+        patch: (name: string, body: unknown) => api.patchMutatingWebhookConfiguration({ name, body }),
+      },
+      {
+        names: this.#o.validatingWebhookConfigurations ?? [VALIDATING_WEBHOOK_CONFIGURATION],
+        read: (name: string) => api.readValidatingWebhookConfiguration({ name }),
+        patch: (name: string, body: unknown) => api.patchValidatingWebhookConfiguration({ name, body }),
+      },
+    ];
+    for (const kind of kinds) {
+      for (const name of kind.names) {
+        try {
+          const ops = webhookCaBundlePatch(await kind.read(name), b64(root));
+          if (ops.length === 0) continue;
+          await kind.patch(name, ops);
+          this.#log.info({ configuration: name, webhooks: ops.length }, 'webhook caBundle updated');
+        } catch (error) {
+          if (statusOf(error) === 404)
+            this.#log.debug({ configuration: name }, 'webhook configuration not found');
+          else
+            this.#log.warn({ configuration: name, ...errorFields(error) }, 'webhook caBundle update failed');
+        }
+      }
+    }
+  }
+}
