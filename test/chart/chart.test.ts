@@ -52,7 +52,7 @@ describe('Helm chart charts/tollgate', { skip }, () => {
       const chart = readFileSync(join(chartDir, 'crds', name));
       assert.ok(
         chart.equals(readFileSync(join(repoRoot, 'crds', name))),
-        `charts/tollgate/crds/${name} differs from crds/${name}: cp crds/${name} charts/tollgate/crds/`,
+        `charts/tollgate/crds/${name} differs from crds/${name}: run \`npm run gen:crd\``,
       );
     }
   });
