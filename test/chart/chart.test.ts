@@ -395,6 +395,36 @@ describe('Helm chart charts/tollgate', { skip }, () => {
     });
   }
 
+  it('describes every value in the chart README', () => {
+    const values = parse(readFileSync(join(chartDir, 'values.yaml'), 'utf8')) as Obj;
+    const readme = readFileSync(join(chartDir, 'README.md'), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('| `'));
+    // Free-form maps are described as a whole.
+    const whole = new Set([
+      'resources',
+      'affinity',
+      'nodeSelector',
+      'podAnnotations',
+      'podLabels',
+      'issuerRef',
+    ]);
+    const leaves = (o: Obj, prefix: string): string[] =>
+      Object.entries(o).flatMap(([k, v]) =>
+        typeof v === 'object' && v !== null && !Array.isArray(v) && !whole.has(k)
+          ? leaves(v as Obj, `${prefix}${k}.`)
+          : [`${prefix}${k}`],
+      );
+    for (const path of leaves(values, '')) {
+      const parent = path.slice(0, path.lastIndexOf('.'));
+      const last = path.slice(path.lastIndexOf('.'));
+      const row = readme.find(
+        (l) => l.includes(`\`${path}\``) || (l.includes(`\`${parent}.`) && l.includes(`\`${last}\``)),
+      );
+      assert.ok(row, `charts/tollgate/README.md does not describe ${path}`);
+    }
+  });
+
   it('prints the next two steps after install (NOTES.txt)', async () => {
     const result = await helm(['install', 'tollgate', chartDir, '--dry-run=client', '-n', 'tollgate-system']);
     assert.equal(result.code, 0, result.stderr);
