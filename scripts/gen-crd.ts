@@ -2,7 +2,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { renderCrdYaml } from '../policy/schema/crd.ts';
 
-export const CRD_FILES = ['crds/apipolicies.tollgate.dev.yaml'];
+export const CRD_FILES = [
+  'crds/apipolicies.tollgate.dev.yaml',
+  'charts/tollgate/crds/apipolicies.tollgate.dev.yaml',
+];
 
 const root = new URL('..', import.meta.url).pathname;
 const yaml = renderCrdYaml();
