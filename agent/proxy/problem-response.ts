@@ -6,6 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { PolicyError, type ProblemResponse, rescue } from '../errors.ts';
 import { announcesBody } from './request-framing.ts';
@@ -62,8 +63,30 @@ export function sendProblem(
   const malformed = error instanceof PolicyError && error.code === 'ERR_REQUEST_MALFORMED';
   const close = options.close ?? (malformed || bodyUnread(req));
   const problem = rescue(error, requestId);
+  if (close && bodyUnread(req)) lingerOnClose(req.socket);
   res.writeHead(problem.status, close ? { ...problem.headers, connection: 'close' } : problem.headers);
   res.end(problem.body);
+}
+
+/** How long a connection answered before its body was read keeps draining it. */
+export const LINGER_MS = 2000;
+
+/**
+ * A lingering close, as nginx does: closing a socket with unread request bytes
+ * makes the kernel send a reset, and a reset can discard the answer before the
+ * client reads it (a client still uploading would see a broken connection, not
+ * the 413). So once the answer is flushed the socket is half-closed, the rest
+ * of the body is read and dropped (Node's server drains it), and the socket is
+ * destroyed when the client closes its side or after LINGER_MS.
+ */
+function lingerOnClose(socket: Socket): void {
+  socket.destroySoon = function lingeringDestroySoon(this: Socket) {
+    const timer = setTimeout(() => this.destroy(), LINGER_MS);
+    timer.unref();
+    this.once('close', () => clearTimeout(timer));
+    this.once('end', () => this.destroy());
+    if (this.writable) this.end();
+  };
 }
 
 /** The bytes of a complete HTTP/1.1 response that closes the connection. */
