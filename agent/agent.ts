@@ -32,7 +32,7 @@ import { checkRequestFraming } from './proxy/request-framing.ts';
 import { requestIdFrom } from './proxy/upstream-headers.ts';
 import { createPolicySource, type PolicySource } from './source/policy-source.ts';
 import { subscribeAccessLog } from './telemetry/access-log.ts';
-import type { RequestRecord } from './telemetry/channels.ts';
+import { type RequestRecord, type SecurityEvent, securityEvents, subscribeTo } from './telemetry/channels.ts';
 import { Metrics } from './telemetry/metrics.ts';
 import { RequestMetrics } from './telemetry/request-metrics.ts';
 import { RequestTelemetry } from './telemetry/request-telemetry.ts';
@@ -189,6 +189,15 @@ export class Agent {
     );
     const requestMetrics = new RequestMetrics(this.metrics, this.#telemetry).subscribe();
     this.#unsubscribe.push(() => requestMetrics.close());
+    const source = this.#source;
+    if (source.report) {
+      // Blocks become Kubernetes Events on the pod, through the operator.
+      this.#unsubscribe.push(
+        subscribeTo<SecurityEvent>(securityEvents, (e) => {
+          if (e.name === 'client_blocked') source.report?.('client-blocked', e.fields);
+        }),
+      );
+    }
     if (this.#global) {
       // Bounded: an unreachable store only means local buckets until it answers.
       await this.#global.connect();

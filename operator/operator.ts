@@ -31,7 +31,7 @@ import { patchStatus } from './kube/status-patcher.ts';
 import { AckRecorder } from './push/ack-recorder.ts';
 import { PolicyServer } from './push/policy-server.ts';
 import { PushQueue } from './push/push-queue.ts';
-import { SessionRegistry } from './push/sessions.ts';
+import { SessionRegistry, type SidecarSession } from './push/sessions.ts';
 import { authenticateHello, type TokenReviewResult } from './push/sidecar-auth.ts';
 import { type AckState, annotatedAck } from './status/policy-status.ts';
 import { StatusReconciler } from './status/status-reconciler.ts';
@@ -39,6 +39,8 @@ import { StatusReconciler } from './status/status-reconciler.ts';
 export const GROUP = 'tollgate.dev';
 export const VERSION = 'v1alpha1';
 export const PLURAL = 'apipolicies';
+/** The longest sidecar report read. */
+const MAX_REPORT = 4096;
 
 export interface OperatorOptions {
   kubeConfig: KubeConfig;
@@ -204,6 +206,7 @@ export class Operator {
         this.#acks.nack(s.namespace, s.pod, version, error);
         this.#markPod(s.namespace, s.pod);
       },
+      onReport: (s, kind, json) => this.#report(s, kind, json),
       onConnect: (s) => {
         publishOperatorEvent({ type: 'sidecar', change: 'connected' });
         this.#markPod(s.namespace, s.pod);
@@ -307,6 +310,41 @@ export class Operator {
           return undefined;
         }
       },
+    );
+  }
+
+  /**
+   * A sidecar's report. `client-blocked` (protection blocked a client key)
+   * becomes a Warning Event on the pod; anything else is logged at debug.
+   * Reports are untrusted input: bounded, parsed defensively, never thrown on.
+   */
+  #report(session: SidecarSession, kind: string, json: string): void {
+    const who = { 'pod.namespace': session.namespace, 'pod.name': session.pod, kind };
+    if (kind !== 'client-blocked' || json.length > MAX_REPORT) {
+      this.#o.log.debug(who, 'sidecar report ignored');
+      return;
+    }
+    let fields: Record<string, unknown>;
+    try {
+      const parsed: unknown = JSON.parse(json);
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+        throw new Error('not an object');
+      fields = parsed as Record<string, unknown>;
+    } catch {
+      this.#o.log.debug(who, 'sidecar report malformed');
+      return;
+    }
+    const text = (k: string) => (typeof fields[k] === 'string' ? (fields[k] as string).slice(0, 256) : '?');
+    const pod = this.index.pod(session.namespace, session.pod);
+    void this.#events.record(
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { namespace: session.namespace, name: session.pod, ...(pod ? { uid: pod.uid } : {}) },
+      },
+      'Warning',
+      'ClientBlocked',
+      `protection blocked client ${text('key')} (${text('reason')}) until ${text('until')}; policy ${text('policy')}, mode ${text('mode')}`,
     );
   }
 

@@ -162,6 +162,13 @@ export class OperatorPolicySource {
   }
 
   /** Stops reconnecting and cancels the stream. */
+  /** Sends a Report on the open stream; false when none is open (dropped, never queued). */
+  report(kind: string, payload: Readonly<Record<string, unknown>>): boolean {
+    if (this.#call === null) return false;
+    this.#call.write({ report: { kind, json: JSON.stringify(payload) } });
+    return true;
+  }
+
   close(): void {
     this.#stop.abort();
     this.#call?.cancel();

@@ -21,6 +21,11 @@ export interface PolicySource {
    */
   start(): Diagnostic[] | null | Promise<Diagnostic[] | null>;
   close(): void;
+  /**
+   * Sends an observation to the control plane (operator mode); false when
+   * there is none or no stream is open (reports are best effort, never queued).
+   */
+  report?(kind: string, payload: Readonly<Record<string, unknown>>): boolean;
 }
 
 /**
@@ -50,6 +55,10 @@ class LazyOperatorSource implements PolicySource {
   close(): void {
     this.#closed = true;
     this.#inner?.close();
+  }
+
+  report(kind: string, payload: Readonly<Record<string, unknown>>): boolean {
+    return this.#inner?.report(kind, payload) ?? false;
   }
 }
 

@@ -42,6 +42,8 @@ export interface PolicyServerOptions {
   helloTimeoutMs?: number;
   onAck?: (session: SidecarSession, version: string) => void;
   onNack?: (session: SidecarSession, version: string, error: string) => void;
+  /** A sidecar's Report (kind and JSON text, both unvalidated). */
+  onReport?: (session: SidecarSession, kind: string, json: string) => void;
   onConnect?: (session: SidecarSession) => void;
   onDisconnect?: (session: SidecarSession) => void;
 }
@@ -166,7 +168,7 @@ export class PolicyServer {
           o.onNack?.(session, message.nack.version, message.nack.error);
           break;
         case 'report':
-          o.log.debug({ 'pod.name': session.pod, kind: message.report.kind }, 'sidecar report');
+          o.onReport?.(session, message.report.kind, message.report.json);
           break;
         case 'hello':
           end(GrpcStatus.INVALID_ARGUMENT, 'hello sent twice');

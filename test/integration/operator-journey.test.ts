@@ -231,6 +231,30 @@ describe('operator + agent journey (real processes)', () => {
     assert.deepEqual(p.status?.workloads, { selected: 1, programmed: 1 });
   });
 
+  test('a client blocked by protection becomes a Warning Event on the pod', async () => {
+    await replaceSpec('orders', {
+      ...(policyManifest('x', { selector: { app: 'orders' }, paths: ['/v7/orders'] }).spec as Record<
+        string,
+        unknown
+      >),
+      protection: { unmatched: { threshold: 2, window: '1m', block: '1m' } },
+    });
+    await eventually(async () => (await get('/v7/orders')) === 200);
+    // Scanning undeclared paths (404 each, the contract's order) blocks the client on the next request.
+    for (let i = 0; i < 3; i++) assert.equal(await get(`/probe-${i}`), 404);
+    assert.equal(await get('/v7/orders'), 429);
+    let message = '';
+    await eventually(async () => {
+      const events = await env.core.listNamespacedEvent({ namespace: NS });
+      const e = events.items.find(
+        (x) => x.reason === 'ClientBlocked' && x.involvedObject.name === 'orders-1',
+      );
+      message = e?.message ?? '';
+      return e?.type === 'Warning' && e.involvedObject.kind === 'Pod';
+    });
+    assert.match(message, /protection blocked client .+ \(unmatched\) until .+; policy shop\/orders/);
+  });
+
   test("a stale token, or another pod's token, is refused: that agent never gets a bundle (503)", async () => {
     const cases = {
       stale: await podToken(env, pods['orders-1'] as V1Pod, { expirationSeconds: -120 }),

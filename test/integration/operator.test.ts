@@ -261,6 +261,48 @@ describe('operator: policy → bundles → status', () => {
     assert.ok(value('tollgate_operator_watch_events_total{resource="ApiPolicy",event="ADDED"}') >= 2, text);
   });
 
+  test('reports: client-blocked becomes a Warning Event on the pod; unknown or malformed ones are ignored', async () => {
+    const one = sidecars[1];
+    assert.ok(one);
+    one.report('inventory', '{}');
+    one.report('client-blocked', 'not json');
+    one.report(
+      'client-blocked',
+      JSON.stringify({
+        key: 'ip:10.1.2.3',
+        reason: 'authFailures',
+        until: '2026-11-22T18:00:00Z',
+        policy: 'shop/orders',
+        mode: 'Enforce',
+      }),
+    );
+    let found: { type?: string; message?: string; kind?: string } = {};
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline) {
+      const events = await env.core.listNamespacedEvent({ namespace: NS });
+      const e = events.items.find(
+        (x) => x.reason === 'ClientBlocked' && x.involvedObject.name === 'orders-1',
+      );
+      if (e) {
+        found = {
+          ...(e.type ? { type: e.type } : {}),
+          ...(e.message ? { message: e.message } : {}),
+          ...(e.involvedObject.kind ? { kind: e.involvedObject.kind } : {}),
+        };
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.equal(found.type, 'Warning');
+    assert.equal(found.kind, 'Pod');
+    assert.equal(
+      found.message,
+      'protection blocked client ip:10.1.2.3 (authFailures) until 2026-11-22T18:00:00Z; policy shop/orders, mode Enforce',
+    );
+    assert.equal(op.log.messages('sidecar report ignored').length, 1);
+    assert.equal(op.log.messages('sidecar report malformed').length, 1);
+  });
+
   test('delete: selected sidecars get an empty bundle (deny by default)', async () => {
     const [one, two] = [sidecars[1], sidecars[2]];
     assert.ok(one && two);

@@ -52,6 +52,7 @@ export class FakeOperator {
   readonly hellos: Received<Hello>[] = [];
   readonly acks: Received<Ack>[] = [];
   readonly nacks: Received<Nack>[] = [];
+  readonly reports: Received<{ kind: string; json: string }>[] = [];
   /** The bundle an accepted Hello gets; push() replaces it. */
   bundle: Bundle | null;
   /** When set, every Hello is refused with this status and the stream ends. */
@@ -135,6 +136,7 @@ export class FakeOperator {
           this.nacks.push({ at, message: message.nack });
           return;
         case 'report':
+          this.reports.push({ at, message: message.report });
           return;
       }
     });

@@ -86,6 +86,11 @@ export class SimulatedSidecar {
     return this.#waitFor(() => this.ended ?? undefined, timeoutMs, 'end of stream');
   }
 
+  /** Sends a Report on the stream. */
+  report(kind: string, json: string): void {
+    this.#stream.write({ report: { kind, json } } as unknown as SidecarMessage);
+  }
+
   close(): void {
     this.#stream.cancel();
     this.#client.close();
