@@ -4,7 +4,7 @@ import { createServer, type IncomingHttpHeaders, request, type Server } from 'no
 import { type AddressInfo, connect, type LookupFunction } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { RecordingLogger } from '../../test/support/recording-logger.ts';
-import { rawExchange, statusOf } from '../proxy/test-clients.ts';
+import { openRawClient, rawExchange, statusOf } from '../proxy/test-clients.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { OutboundProxy } from './outbound-proxy.ts';
 
@@ -45,6 +45,17 @@ async function destination(): Promise<{
   });
   server.on('connection', () => {
     connections += 1;
+  });
+  server.on('upgrade', (req, socket) => {
+    seen.push({
+      method: req.method ?? '',
+      url: req.url ?? '',
+      headers: req.headers,
+      body: '',
+      remotePort: 0,
+    });
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: echo\r\nconnection: upgrade\r\n\r\n');
+    socket.pipe(socket);
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -207,6 +218,19 @@ describe('OutboundProxy', () => {
     const s = dest.seen.at(-1);
     assert.equal(s?.headers.expect, undefined);
     assert.equal(s?.body, 'ok');
+  });
+
+  test('upgrades are forwarded and spliced', async () => {
+    const c = await openRawClient(port);
+    c.socket.write(
+      `GET /ws HTTP/1.1\r\nhost: 127.0.0.1:${dest.port}\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n`,
+    );
+    await c.waitFor(/^HTTP\/1\.1 101 /);
+    c.socket.write('ping');
+    await c.waitFor(/\r\n\r\nping$/);
+    c.socket.destroy();
+    assert.equal(dest.seen.at(-1)?.url, '/ws');
+    assert.equal(dest.seen.at(-1)?.headers.upgrade, 'echo');
   });
 
   test('bytes that are not HTTP: 400, counted, one warning', async () => {
