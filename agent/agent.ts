@@ -13,6 +13,7 @@ import type { AgentConfig } from './config.ts';
 import { PolicyError, RESCUE } from './errors.ts';
 import { Inventory } from './inventory/inventory.ts';
 import { callerKey, InventoryTracker } from './inventory/request-tracker.ts';
+import { OutboundProxy } from './outbound/outbound-proxy.ts';
 import { bundleStates } from './pipeline/bundle-state.ts';
 import {
   decideRequest,
@@ -86,6 +87,7 @@ export class Agent {
   #warnedPerSidecar = false;
   #inbound: Server | undefined;
   #admin: Server | undefined;
+  #outbound: OutboundProxy | undefined;
 
   constructor(config: AgentConfig, deps: AgentDeps) {
     this.#config = config;
@@ -176,7 +178,7 @@ export class Agent {
    * Starts the policy source (throws PolicyLoadError when a policy file is
    * invalid; an unreachable operator is not an error), then starts listening.
    */
-  async start(): Promise<{ listen: AddressInfo; admin: AddressInfo }> {
+  async start(): Promise<{ listen: AddressInfo; admin: AddressInfo; outbound: AddressInfo | null }> {
     const refused = await this.#source.start();
     if (refused) throw new PolicyLoadError(refused);
     this.#unsubscribe.push(
@@ -215,13 +217,26 @@ export class Agent {
     });
     const admin = await listen(this.#admin, this.#config.admin.host, this.#config.admin.port);
     const inbound = await listen(this.#inbound, this.#config.listen.host, this.#config.listen.port);
-    return { listen: inbound, admin };
+    let outbound: AddressInfo | null = null;
+    if (this.#config.outbound) {
+      this.#outbound = new OutboundProxy({
+        listen: this.#config.outbound,
+        logger: this.#deps.logger,
+        metrics: this.metrics,
+        accessLog: this.#config.accessLog ?? true,
+      });
+      outbound = await this.#outbound.start();
+    }
+    return { listen: inbound, admin, outbound };
   }
 
   /** Graceful stop: no new connections, in-flight requests finish (up to timeoutMs). */
   async stop(timeoutMs = 10_000): Promise<void> {
     this.#source.close();
-    if (this.#inbound) await drainServer(this.#inbound, { timeoutMs });
+    await Promise.all([
+      this.#inbound ? drainServer(this.#inbound, { timeoutMs }) : undefined,
+      this.#outbound?.stop(timeoutMs),
+    ]);
     if (this.#admin) await drainServer(this.#admin, { timeoutMs: 1000 });
     await this.#forwarder.close();
     this.#global?.limiter.close();

@@ -32,6 +32,7 @@ describe('parseAgentConfig', () => {
     assert.deepEqual(c.admin, { host: '127.0.0.1', port: 15020 });
     assert.equal(c.labels, null);
     assert.equal(c.logLevel, 'info');
+    assert.equal(c.outbound, null);
   });
 
   test('every flag', () => {
@@ -44,7 +45,10 @@ describe('parseAgentConfig', () => {
       'app=orders,tier=api',
       '--log-level',
       'debug',
+      '--outbound',
+      '0.0.0.0:15001',
     ]);
+    assert.deepEqual(c.outbound, { host: '0.0.0.0', port: 15001 });
     assert.deepEqual(c.listen, { host: '127.0.0.1', port: 9000 });
     assert.deepEqual(c.admin, { host: '::1', port: 9001 });
     assert.deepEqual(c.labels, { app: 'orders', tier: 'api' });
@@ -184,6 +188,8 @@ describe('parseAgentConfig', () => {
       'bad',
       '--log-level',
       'loud',
+      '--outbound',
+      '15001',
     ]);
     assert.deepEqual(found, [
       '--policy (standalone) or --operator is required',
@@ -191,6 +197,7 @@ describe('parseAgentConfig', () => {
       '--upstream is required',
       '--listen: expected HOST:PORT, got "nope"',
       '--admin: expected HOST:PORT, got "x:99999"',
+      '--outbound: expected HOST:PORT, got "15001"',
       '--labels: expected k=v, got "bad"',
     ]);
   });
@@ -436,6 +443,7 @@ describe('agentHelp', () => {
       'operator-backoff-ms',
       'operator-ca',
       'operator-server-name',
+      'outbound',
       'pod-name',
       'pod-namespace',
       'policy',

@@ -16,6 +16,8 @@ export interface AgentConfig {
   upstream: URL;
   listen: HostPort;
   admin: HostPort;
+  /** The outbound listener for the app's redirected connections (`--outbound`); null/absent: none. */
+  outbound?: HostPort | null;
   /** Pod labels for selectors; null = every policy in the file applies. */
   labels: Readonly<Record<string, string>> | null;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -111,6 +113,11 @@ export const AGENT_FLAGS: Readonly<Record<string, FlagSpec>> = {
     type: 'string',
     default: '127.0.0.1:15020',
     description: 'admin listener HOST:PORT (/healthz /readyz /metrics /config)',
+  },
+  outbound: {
+    type: 'string',
+    arg: 'HOST:PORT',
+    description: "outbound listener: forwards the app's captured HTTP by its Host header (none: off)",
   },
   labels: { type: 'string', description: 'pod labels k=v,... matched against policy selectors' },
   'log-level': { type: 'string', default: 'info', description: 'debug | info | warn | error' },
@@ -329,6 +336,8 @@ export function parseAgentConfig(
     upstream: parseUpstream(str('upstream'), problems),
     listen: parseHostPort('listen', str('listen') ?? '', problems),
     admin: parseHostPort('admin', str('admin') ?? '', problems),
+    outbound:
+      str('outbound') === undefined ? null : parseHostPort('outbound', str('outbound') ?? '', problems),
     labels: parseLabels(str('labels'), problems),
     logLevel: logLevel as AgentConfig['logLevel'],
     redisUrl: parseRedisUrl(str('redis-url'), problems),
@@ -340,6 +349,7 @@ export function parseAgentConfig(
   if (problems.length > 0) throw new ConfigError(problems);
   Object.freeze(config.listen);
   Object.freeze(config.admin);
+  if (config.outbound) Object.freeze(config.outbound);
   if (config.labels) Object.freeze(config.labels);
   return Object.freeze(config);
 }

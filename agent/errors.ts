@@ -8,8 +8,8 @@ import type { DecisionCode } from '../policy/engine/decide.ts';
 /**
  * Every policy decision code of the offline engine (one vocabulary for `tollgate
  * check` and the agent), plus what only a live proxy meets: framing, request
- * validation, protection, a bundle that holds no policy for the workload
- * and upstream failures.
+ * validation, protection, a bundle that holds no policy for the workload,
+ * upstream failures, and the outbound proxy's own refusals.
  */
 export type PolicyErrorCode =
   | Exclude<DecisionCode, 'OK' | 'OK_UNDECLARED'>
@@ -22,6 +22,9 @@ export type PolicyErrorCode =
   | 'ERR_UPSTREAM_UNAVAILABLE'
   | 'ERR_UPSTREAM_TIMEOUT'
   | 'ERR_UPSTREAM_FAILED'
+  | 'ERR_OUTBOUND_DESTINATION'
+  | 'ERR_OUTBOUND_UNREACHABLE'
+  | 'ERR_OUTBOUND_LOOP'
   | 'ERR_INTERNAL';
 
 /** A request that must not go on; `detail` is shown to the client (never secrets or addresses). */
@@ -78,6 +81,9 @@ export const RESCUE: Readonly<Record<PolicyErrorCode, RescueEntry>> = {
   ERR_UPSTREAM_UNAVAILABLE: { status: 503, title: 'Upstream unavailable' },
   ERR_UPSTREAM_TIMEOUT: { status: 504, title: 'Upstream timeout' },
   ERR_UPSTREAM_FAILED: { status: 502, title: 'Bad gateway' },
+  ERR_OUTBOUND_DESTINATION: { status: 400, title: 'No destination' },
+  ERR_OUTBOUND_UNREACHABLE: { status: 502, title: 'Destination unreachable' },
+  ERR_OUTBOUND_LOOP: { status: 508, title: 'Loop detected' },
   ERR_INTERNAL: { status: 500, title: 'Internal error' },
 };
 

@@ -46,9 +46,13 @@ export async function runAgent(args: string[], io: CliIo): Promise<number> {
         'OpenTelemetry export on',
       );
     }
-    const { listen, admin } = await agent.start();
+    const { listen, admin, outbound } = await agent.start();
     logger.info(
-      { listen: `${listen.address}:${listen.port}`, admin: `${admin.address}:${admin.port}` },
+      {
+        listen: `${listen.address}:${listen.port}`,
+        admin: `${admin.address}:${admin.port}`,
+        ...(outbound ? { outbound: `${outbound.address}:${outbound.port}` } : {}),
+      },
       'agent started',
     );
   } catch (e) {

@@ -5,6 +5,7 @@
 import { AGENT_HELP, runAgent } from './agent.ts';
 import { CHECK_HELP, runCheck } from './check.ts';
 import { type CliIo, EXIT, processIo, UsageError } from './cli-io.ts';
+import { INIT_HELP, runInit } from './init.ts';
 import { INVENTORY_HELP, runInventory } from './inventory.ts';
 import { OPERATOR_HELP, runOperator } from './operator.ts';
 import { runTest, TEST_HELP } from './test-cases.ts';
@@ -20,6 +21,7 @@ Commands:
   agent --policy PATH --upstream URL   run the sidecar (standalone: policy from a file)
   agent --operator HOST:PORT [...]     run the sidecar fed by the operator
   operator [--kubeconfig PATH]         run the control plane (watches ApiPolicies, feeds sidecars)
+  init --inbound-ports P,... [...]     install the pod's traffic-capture rules (init container)
   validate FILE...                     check ApiPolicy files (exit 1 on any problem)
   check -f FILE "METHOD /path" [...]   explain the decision for one request, offline
   test -f FILE CASES.yaml              run request cases against a policy (CI)
@@ -32,6 +34,7 @@ type Command = (args: string[], io: CliIo) => number | Promise<number>;
 const COMMANDS: Record<string, { run: Command; help: string }> = {
   agent: { run: runAgent, help: AGENT_HELP },
   operator: { run: runOperator, help: OPERATOR_HELP },
+  init: { run: (args, io) => runInit(args, io), help: INIT_HELP },
   validate: { run: runValidate, help: VALIDATE_HELP },
   check: { run: runCheck, help: CHECK_HELP },
   test: { run: runTest, help: TEST_HELP },

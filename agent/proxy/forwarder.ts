@@ -12,8 +12,9 @@
  * other request, POST and PATCH included, reaches the app at most once.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { LookupFunction, Socket } from 'node:net';
 import { type Duplex, PassThrough, type Readable } from 'node:stream';
-import { Pool } from 'undici';
+import { Agent, buildConnector, type Dispatcher, Pool } from 'undici';
 import { PolicyError } from '../errors.ts';
 import { announcesBody } from './request-framing.ts';
 import {
@@ -27,8 +28,12 @@ import { isConnectionLost, upstreamError } from './upstream-errors.ts';
 import type { UpstreamHeaders } from './upstream-headers.ts';
 
 export interface ForwarderOptions {
-  /** The app's origin (scheme, host, port); any path is ignored. */
-  upstream: URL;
+  /**
+   * The app's origin (scheme, host, port); any path is ignored. Null: every
+   * request names its destination (`origin`), each with its own keep-alive
+   * pool (the outbound proxy).
+   */
+  upstream: URL | null;
   /** Most connections to the app at once. Default: 128. */
   connections?: number;
   /** Idle time before a pooled connection is closed (shortened by the app's Keep-Alive hint). Default: 4 s. */
@@ -39,9 +44,15 @@ export interface ForwarderOptions {
   pipelining?: number;
   /** Longest silence between response body chunks before the response is cut; 0 for none. Default: 300 s. */
   bodyTimeoutMs?: number;
+  /** Sees every connection the forwarder opens, once connected, before a request is written. Default: none. */
+  onConnect?: (socket: Socket) => void;
+  /** Resolves destination names. Default: the system's (dns.lookup). */
+  lookup?: LookupFunction;
 }
 
 export interface ForwardOptions {
+  /** The destination's origin (`http://host:port`); required when the forwarder has no upstream. */
+  origin?: string;
   method: string;
   /** Already normalized, with the query. */
   path: string;
@@ -61,6 +72,8 @@ export interface ForwardOptions {
 }
 
 export interface UpgradeForwardOptions {
+  /** The destination's origin (`http://host:port`); required when the forwarder has no upstream. */
+  origin?: string;
   /** Already normalized, with the query. */
   path: string;
   /** From buildUpstreamHeaders (which strips Connection and Upgrade; the protocol is taken from `req`). */
@@ -90,18 +103,40 @@ function detach(source: Readable): Readable {
 const RETRYABLE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 const CLIENT_GONE = 'the client closed the connection';
 
+/** undici's connector with the timeout and lookup, telling `onConnect` about each connection it makes. */
+function watchedConnector(timeout: number, options: ForwarderOptions): buildConnector.connector {
+  const connect = buildConnector({ timeout, ...(options.lookup ? { lookup: options.lookup } : {}) });
+  const { onConnect } = options;
+  if (!onConnect) return connect;
+  return (opts, callback) =>
+    connect(opts, (error, socket) => {
+      if (socket) onConnect(socket as Socket);
+      if (error) callback(error, null);
+      else callback(null, socket as Socket);
+    });
+}
+
+/** The dispatch options naming the destination, when there is one to name. */
+function target(origin: string | undefined): { origin?: string } {
+  return origin === undefined ? {} : { origin };
+}
+
 export class Forwarder {
-  readonly #pool: Pool;
+  readonly #pool: Dispatcher;
   readonly #bodyTimeoutMs: number;
 
   constructor(options: ForwarderOptions) {
     this.#bodyTimeoutMs = options.bodyTimeoutMs ?? 300_000;
-    this.#pool = new Pool(options.upstream.origin, {
+    const timeout = options.connectTimeoutMs ?? 5_000;
+    const poolOptions = {
       connections: options.connections ?? 128,
       keepAliveTimeout: options.keepAliveTimeoutMs ?? 4_000,
-      connectTimeout: options.connectTimeoutMs ?? 5_000,
       pipelining: options.pipelining ?? 1,
-    });
+      ...(options.onConnect || options.lookup
+        ? { connect: watchedConnector(timeout, options) }
+        : { connectTimeout: timeout }),
+    };
+    this.#pool = options.upstream ? new Pool(options.upstream.origin, poolOptions) : new Agent(poolOptions);
   }
 
   /**
@@ -150,6 +185,7 @@ export class Forwarder {
       else body.once('end', () => relay.armTimeout(opts.timeoutMs));
       this.#pool.dispatch(
         {
+          ...target(opts.origin),
           method: opts.method,
           path: opts.path,
           headers: opts.headers,
@@ -196,6 +232,7 @@ export class Forwarder {
       socket.once('close', onClose);
       this.#pool.dispatch(
         {
+          ...target(opts.origin),
           method: req.method ?? 'GET',
           path: opts.path,
           headers: opts.headers,

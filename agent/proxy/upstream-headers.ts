@@ -170,6 +170,17 @@ function toSet(names: Iterable<string> | undefined): ReadonlySet<string> {
   return new Set([...names].map((n) => n.toLowerCase()));
 }
 
+const OUTBOUND_DROP: ReadonlySet<string> = new Set(['expect']);
+
+/**
+ * What the outbound proxy sends on for the app: its end-to-end headers as they
+ * are (Host included), minus hop-by-hop and Connection-nominated ones, and
+ * `Expect` (100-continue is answered at the proxy). Nothing is added.
+ */
+export function outboundRequestHeaders(req: HeaderSource): UpstreamHeaders {
+  return endToEnd(req.headers, OUTBOUND_DROP);
+}
+
 /** The upstream's response headers the client may see: hop-by-hop and Connection-nominated ones removed. */
 export function filterResponseHeaders(headers: HeaderMap): UpstreamHeaders {
   return endToEnd(headers, NONE);

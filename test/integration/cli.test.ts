@@ -59,7 +59,7 @@ describe('runtime', () => {
     assert.equal(tollgate('check', '-f', example).code, 2);
     assert.equal(tollgate('check', '-f', example, 'GET /x', '--claims', '[1]').code, 2);
     assert.equal(tollgate('check', '-f', example, 'not-a-request-line').code, 2);
-    for (const cmd of ['validate', 'check', 'test', 'agent']) {
+    for (const cmd of ['validate', 'check', 'test', 'agent', 'init']) {
       for (const args of [
         [cmd, '--help'],
         ['help', cmd],

@@ -172,6 +172,8 @@ export interface AgentProcess {
   proc: ChildProcess;
   port: number;
   admin: number;
+  /** The outbound listener's port, when `--outbound` was given. */
+  outbound?: number;
   /** Everything the process wrote so far, stdout and stderr (JSON log lines). */
   output(): string;
 }
@@ -212,8 +214,15 @@ export function startAgent(
     proc.stdout?.setEncoding('utf8');
     proc.stdout?.on('data', (chunk: string) => {
       out += chunk;
-      const m = /"listen":"[^"]*:(\d+)","admin":"[^"]*:(\d+)"/.exec(out);
-      if (m) resolve({ proc, port: Number(m[1]), admin: Number(m[2]), output });
+      const m = /"listen":"[^"]*:(\d+)","admin":"[^"]*:(\d+)"(?:,"outbound":"[^"]*:(\d+)")?/.exec(out);
+      if (m)
+        resolve({
+          proc,
+          port: Number(m[1]),
+          admin: Number(m[2]),
+          ...(m[3] ? { outbound: Number(m[3]) } : {}),
+          output,
+        });
     });
     proc.on('exit', (code) => reject(new Error(`agent exited ${code}: ${out}`)));
   });
