@@ -4,13 +4,14 @@
  * wired together. Fails closed: until a policy is loaded every request gets 503.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { Diagnostic } from '../policy/diagnostics.ts';
 import { formatDiagnostic } from '../policy/diagnostics.ts';
 import { RateLimiter } from '../policy/ratelimit/rate-limiter.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import type { AgentConfig } from './config.ts';
 import { PolicyError, RESCUE } from './errors.ts';
+import { TlsIdentity } from './identity/tls-identity.ts';
 import { Inventory } from './inventory/inventory.ts';
 import { callerKey, InventoryTracker } from './inventory/request-tracker.ts';
 import { OutboundProxy } from './outbound/outbound-proxy.ts';
@@ -26,6 +27,7 @@ import { GlobalLimiter } from './pipeline/ratelimit/global-limiter.ts';
 import { connectWithin, createRedisClient, redactRedisUrl } from './pipeline/ratelimit/redis-client.ts';
 import { ResponseFilter } from './pipeline/respond/response-filter.ts';
 import { type PreparedBody, prepareBody } from './pipeline/validate/request-body.ts';
+import { detectingServer, peerOf } from './proxy/connection-detect.ts';
 import { Forwarder } from './proxy/forwarder.ts';
 import { createInboundServer, drainServer } from './proxy/inbound-server.ts';
 import { sendProblem, writeSocketProblem } from './proxy/problem-response.ts';
@@ -88,6 +90,9 @@ export class Agent {
   #inbound: Server | undefined;
   #admin: Server | undefined;
   #outbound: OutboundProxy | undefined;
+  /** With mTLS: the listener that tells TLS from plaintext, and the identity it presents. */
+  #listener: NetServer | undefined;
+  #identity: TlsIdentity | undefined;
 
   constructor(config: AgentConfig, deps: AgentDeps) {
     this.#config = config;
@@ -216,7 +221,7 @@ export class Agent {
       onUpgrade: (req, socket, head) => this.#handleUpgrade(req, socket as Socket, head),
     });
     const admin = await listen(this.#admin, this.#config.admin.host, this.#config.admin.port);
-    const inbound = await listen(this.#inbound, this.#config.listen.host, this.#config.listen.port);
+    const inbound = await listen(this.#inboundListener(), this.#config.listen.host, this.#config.listen.port);
     let outbound: AddressInfo | null = null;
     if (this.#config.outbound) {
       this.#outbound = new OutboundProxy({
@@ -230,9 +235,50 @@ export class Agent {
     return { listen: inbound, admin, outbound };
   }
 
+  /**
+   * The inbound port's listener: the HTTP server itself, or with mTLS files a
+   * listener that detects TLS per connection (one port for both) and presents
+   * the identity in force (reloaded when its files change).
+   */
+  #inboundListener(): Server | NetServer {
+    const http = this.#inbound as Server;
+    const files = this.#config.tls;
+    if (!files) return http;
+    const logger = this.#deps.logger;
+    const identity = new TlsIdentity({
+      files,
+      onReload: (id) =>
+        logger.info({ spiffeId: id.spiffeId, notAfter: id.notAfter.toISOString() }, 'tls identity reloaded'),
+      onReject: (e) =>
+        logger.error({ error: e.message }, 'tls identity files rejected, keeping the one in force'),
+    });
+    identity.watch();
+    this.#identity = identity;
+    logger.info(
+      { spiffeId: identity.current.spiffeId, notAfter: identity.current.notAfter.toISOString() },
+      'tls identity loaded',
+    );
+    this.#listener = detectingServer(http, {
+      context: () => identity.current.context,
+      anchors: () => identity.current.anchors,
+      onRefused: (reason, remote) => {
+        this.metrics.inc(
+          'tollgate_mtls_refused_total',
+          {},
+          1,
+          'TLS connections refused (handshake, certificate, SPIFFE ID)',
+        );
+        logger.debug({ reason, remote }, 'tls connection refused');
+      },
+    });
+    return this.#listener;
+  }
+
   /** Graceful stop: no new connections, in-flight requests finish (up to timeoutMs). */
   async stop(timeoutMs = 10_000): Promise<void> {
     this.#source.close();
+    this.#identity?.close();
+    this.#listener?.close();
     await Promise.all([
       this.#inbound ? drainServer(this.#inbound, { timeoutMs }) : undefined,
       this.#outbound?.stop(timeoutMs),
@@ -253,6 +299,12 @@ export class Agent {
       proto: 'http',
       peerId: null,
     };
+    const peer = peerOf(req.socket);
+    if (peer) {
+      info.peerId = peer.id;
+      info.peerCertHash = peer.hash;
+      info.proto = 'https';
+    }
     const record = this.#telemetry.begin(info, clientKey(info));
     info.facts = record.facts;
     return { info, record };
@@ -381,7 +433,7 @@ function bodyDenial(e: unknown, plan: ForwardPlan): unknown {
   return denial;
 }
 
-function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
+function listen(server: Server | NetServer, host: string, port: number): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

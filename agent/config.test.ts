@@ -450,8 +450,27 @@ describe('agentHelp', () => {
       'redis-timeout',
       'redis-url',
       'state-dir',
+      'tls-cert',
+      'tls-key',
       'token-file',
+      'trust-bundle',
       'upstream',
     ]);
+  });
+});
+
+describe('mTLS flags', () => {
+  const base = ['--policy', 'p.yaml', '--upstream', 'http://127.0.0.1:8080'];
+  test('all three together', () => {
+    const c = parseAgentConfig([...base, '--tls-cert', 'c', '--tls-key', 'k', '--trust-bundle', 'b']);
+    assert.deepEqual(c?.tls, { cert: 'c', key: 'k', trustBundle: 'b' });
+    assert.equal(parseAgentConfig(base)?.tls, null);
+  });
+  test('one or two of them is a usage error', () => {
+    assert.throws(
+      () => parseAgentConfig([...base, '--tls-cert', 'c']),
+      (e: Error & { problems?: string[] }) =>
+        (e.problems ?? []).includes('--tls-cert, --tls-key and --trust-bundle go together'),
+    );
   });
 });

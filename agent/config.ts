@@ -16,6 +16,8 @@ export interface AgentConfig {
   upstream: URL;
   listen: HostPort;
   admin: HostPort;
+  /** mTLS from files (`--tls-cert`, `--tls-key`, `--trust-bundle`, all three or none); null/absent: plaintext only. */
+  tls?: Readonly<{ cert: string; key: string; trustBundle: string }> | null;
   /** The outbound listener for the app's redirected connections (`--outbound`); null/absent: none. */
   outbound?: HostPort | null;
   /** Pod labels for selectors; null = every policy in the file applies. */
@@ -118,6 +120,17 @@ export const AGENT_FLAGS: Readonly<Record<string, FlagSpec>> = {
     type: 'string',
     arg: 'HOST:PORT',
     description: "outbound listener: forwards the app's captured HTTP by its Host header (none: off)",
+  },
+  'tls-cert': {
+    type: 'string',
+    arg: 'FILE',
+    description: 'PEM certificate (SPIFFE URI SAN) for mTLS on the inbound port; reloaded on change',
+  },
+  'tls-key': { type: 'string', arg: 'FILE', description: 'its PEM private key' },
+  'trust-bundle': {
+    type: 'string',
+    arg: 'FILE',
+    description: 'PEM CA certificates client certificates must chain to',
   },
   labels: { type: 'string', description: 'pod labels k=v,... matched against policy selectors' },
   'log-level': { type: 'string', default: 'info', description: 'debug | info | warn | error' },
@@ -293,6 +306,21 @@ function parseOperator(
   };
 }
 
+function parseTlsFiles(
+  cert: string | undefined,
+  key: string | undefined,
+  trustBundle: string | undefined,
+  problems: string[],
+): Readonly<{ cert: string; key: string; trustBundle: string }> | null {
+  const given = [cert, key, trustBundle].filter((v) => v !== undefined).length;
+  if (given === 0) return null;
+  if (given < 3 || !cert || !key || !trustBundle) {
+    problems.push('--tls-cert, --tls-key and --trust-bundle go together');
+    return null;
+  }
+  return Object.freeze({ cert, key, trustBundle });
+}
+
 /**
  * Parses agent flags (`env` supplies the values of flags declared with one:
  * POD_NAME, POD_NAMESPACE); throws ConfigError listing every problem. Returns
@@ -338,6 +366,7 @@ export function parseAgentConfig(
     admin: parseHostPort('admin', str('admin') ?? '', problems),
     outbound:
       str('outbound') === undefined ? null : parseHostPort('outbound', str('outbound') ?? '', problems),
+    tls: parseTlsFiles(str('tls-cert'), str('tls-key'), str('trust-bundle'), problems),
     labels: parseLabels(str('labels'), problems),
     logLevel: logLevel as AgentConfig['logLevel'],
     redisUrl: parseRedisUrl(str('redis-url'), problems),

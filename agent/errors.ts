@@ -15,6 +15,8 @@ export type PolicyErrorCode =
   | Exclude<DecisionCode, 'OK' | 'OK_UNDECLARED'>
   | 'ERR_REQUEST_MALFORMED'
   | 'ERR_POLICY_NONE'
+  | 'ERR_MTLS_REQUIRED'
+  | 'ERR_MTLS_DISABLED'
   | 'ERR_PROTECTION_BLOCKED'
   | 'ERR_BODY_TOO_LARGE'
   | 'ERR_MEDIA_TYPE'
@@ -78,6 +80,8 @@ export const RESCUE: Readonly<Record<PolicyErrorCode, RescueEntry>> = {
   ERR_VALIDATION: { status: 400, title: 'Request validation failed' },
   ERR_NO_POLICY: { status: 503, title: 'No policy loaded' },
   ERR_POLICY_NONE: { status: 403, title: 'No policy applies' },
+  ERR_MTLS_REQUIRED: { status: 403, title: 'Mutual TLS required' },
+  ERR_MTLS_DISABLED: { status: 403, title: 'Mutual TLS not accepted' },
   ERR_UPSTREAM_UNAVAILABLE: { status: 503, title: 'Upstream unavailable' },
   ERR_UPSTREAM_TIMEOUT: { status: 504, title: 'Upstream timeout' },
   ERR_UPSTREAM_FAILED: { status: 502, title: 'Bad gateway' },

@@ -51,6 +51,8 @@ export interface RequestInfo {
   proto: 'http' | 'https';
   /** mTLS peer SPIFFE ID, when the connection carried a verified certificate. */
   peerId: string | null;
+  /** SHA-256 (hex) of that certificate, for x-forwarded-client-cert. */
+  peerCertHash?: string;
   /** Filled in for telemetry as the stages run (never read by them); none when absent. */
   facts?: RequestFacts;
 }
@@ -100,6 +102,12 @@ export async function decideRequest(
     findings.push(e);
   };
   const { req } = info;
+  // The connection's kind comes before anything in it: mtls.mode of the policy in force.
+  if (policy.mtlsMode === 'Strict' && info.peerId === null) {
+    deny(new PolicyError('ERR_MTLS_REQUIRED', 'this workload accepts mutual TLS connections only'));
+  } else if (policy.mtlsMode === 'Disabled' && info.peerId !== null) {
+    deny(new PolicyError('ERR_MTLS_DISABLED', 'this workload accepts plaintext connections only'));
+  }
   const method = req.method ?? 'GET';
   const routed = rt.route(method, req.url ?? '/');
   // A target that cannot be normalized cannot be forwarded safely, audit or not.
@@ -218,6 +226,10 @@ export async function decideRequest(
     body = { validator, audit };
   }
 
+  // Only the verified certificate speaks: a client's own x-forwarded-client-cert is always removed.
+  if (info.peerId !== null && info.peerCertHash) {
+    setHeaders['x-forwarded-client-cert'] = `Hash=${info.peerCertHash};URI=${info.peerId}`;
+  }
   const headers = buildUpstreamHeaders(req, {
     clientIp: info.clientIp,
     proto: info.proto,
