@@ -60,11 +60,16 @@ export interface OperatorOptions {
         OperatorConfig,
         | 'webhookListen'
         | 'agentImage'
+        | 'agentImagePullPolicy'
         | 'initImage'
+        | 'initImagePullPolicy'
         | 'nativeSidecars'
         | 'manageCertificates'
-        | 'sidecarResources'
-        | 'sidecarLogLevel'
+        | 'trustDomain'
+        | 'agentResources'
+        | 'agentLogLevel'
+        | 'agentOtlp'
+        | 'agentRedisUrl'
       >
     >;
   log: KubeLogger;
@@ -264,16 +269,21 @@ export class Operator {
       kubeConfig: this.#o.kubeConfig,
       servingSecret: config.servingSecret,
       manageCertificates: config.manageCertificates ?? false,
+      ...(config.trustDomain ? { trustDomain: config.trustDomain } : {}),
       ...(config.webhookListen && config.agentImage
         ? {
             webhook: {
               listen: config.webhookListen,
               inject: {
                 agentImage: config.agentImage,
+                ...(config.agentImagePullPolicy ? { agentImagePullPolicy: config.agentImagePullPolicy } : {}),
                 initImage: config.initImage ?? config.agentImage,
+                ...(config.initImagePullPolicy ? { initImagePullPolicy: config.initImagePullPolicy } : {}),
                 nativeSidecars: config.nativeSidecars ?? 'auto',
-                ...(config.sidecarResources ? { resources: config.sidecarResources } : {}),
-                ...(config.sidecarLogLevel ? { logLevel: config.sidecarLogLevel } : {}),
+                ...(config.agentResources ? { resources: config.agentResources } : {}),
+                ...(config.agentLogLevel ? { logLevel: config.agentLogLevel } : {}),
+                ...(config.agentOtlp ? { otlp: config.agentOtlp } : {}),
+                ...(config.agentRedisUrl ? { redisUrl: config.agentRedisUrl } : {}),
                 version: this.#o.version ?? 'unknown',
               },
             },

@@ -21,6 +21,8 @@ export interface AdmissionControllerOptions {
   /** The serving Secret; its namespace holds the CA Secret and the operator's Service. */
   servingSecret: { namespace: string; name: string };
   manageCertificates: boolean;
+  /** SPIFFE trust domain of a CA the operator makes. Default `cluster.local`. */
+  trustDomain?: string;
   /** Serve the webhooks; without, only certificates and the CA root are kept. */
   webhook?: {
     listen: { host: string; port: number };
@@ -52,6 +54,7 @@ export class AdmissionController {
       namespace: options.servingSecret.namespace,
       servingSecret: options.servingSecret.name,
       manage: options.manageCertificates,
+      ...(options.trustDomain === undefined ? {} : { trustDomain: options.trustDomain }),
       log: options.log,
       onRoot: (root) => this.#caRoot.setRoot(root),
       ...(options.certificateCheckMs === undefined ? {} : { checkIntervalMs: options.certificateCheckMs }),
