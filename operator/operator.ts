@@ -19,6 +19,7 @@ import type { Hello } from '../proto/policy-service.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { OperatorMetrics, publishOperatorEvent } from '../telemetry/operator-metrics.ts';
 import { AdmissionController } from './admission/admission-controller.ts';
+import { injectorOptions } from './admission/injector-options.ts';
 import type { OperatorConfig } from './config.ts';
 import { HealthServer } from './health-server.ts';
 import { type PodInfo, PolicyIndex, podInfo } from './index/policy-index.ts';
@@ -274,18 +275,10 @@ export class Operator {
         ? {
             webhook: {
               listen: config.webhookListen,
-              inject: {
-                agentImage: config.agentImage,
-                ...(config.agentImagePullPolicy ? { agentImagePullPolicy: config.agentImagePullPolicy } : {}),
-                initImage: config.initImage ?? config.agentImage,
-                ...(config.initImagePullPolicy ? { initImagePullPolicy: config.initImagePullPolicy } : {}),
-                nativeSidecars: config.nativeSidecars ?? 'auto',
-                ...(config.agentResources ? { resources: config.agentResources } : {}),
-                ...(config.agentLogLevel ? { logLevel: config.agentLogLevel } : {}),
-                ...(config.agentOtlp ? { otlp: config.agentOtlp } : {}),
-                ...(config.agentRedisUrl ? { redisUrl: config.agentRedisUrl } : {}),
-                version: this.#o.version ?? 'unknown',
-              },
+              inject: injectorOptions(
+                { ...config, agentImage: config.agentImage },
+                this.#o.version ?? 'unknown',
+              ),
             },
           }
         : {}),

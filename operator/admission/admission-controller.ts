@@ -12,7 +12,7 @@ import type { ServingIdentity } from '../ca/serving-identity.ts';
 import type { KubeLogger } from '../kube/log.ts';
 import { statusOf } from '../kube/request-options.ts';
 import { admissionHandlers } from './admission-handlers.ts';
-import type { InjectOptions } from './inject.ts';
+import type { InjectorOptions } from './injector-options.ts';
 import { resolveNativeSidecars } from './native-sidecars.ts';
 import { WebhookServer } from './webhook-server.ts';
 
@@ -26,7 +26,7 @@ export interface AdmissionControllerOptions {
   /** Serve the webhooks; without, only certificates and the CA root are kept. */
   webhook?: {
     listen: { host: string; port: number };
-    inject: Omit<InjectOptions, 'nativeSidecars'> & { nativeSidecars: boolean | 'auto' };
+    inject: InjectorOptions;
   };
   /** The namespace informer's labels of a namespace (undefined when unknown: it is read). */
   namespaceLabels: (namespace: string) => Readonly<Record<string, string>> | undefined;
