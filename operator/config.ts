@@ -2,18 +2,27 @@
  * The operator's process configuration: every flag declared once (name,
  * default, description), parsed once with all problems listed, then frozen.
  * Defaults for the lease identity and namespace come from the downward-API
- * environment (POD_NAME, POD_NAMESPACE) the chart sets; the default sidecar
- * image is `tollgate:<version>`, the version the CLI passes in.
+ * environment (POD_NAME, POD_NAMESPACE) the chart sets; the default image of
+ * the injected containers is `ghcr.io/tollgate-dev/tollgate:<version>` (the
+ * chart's default repository), the version the CLI passes in. Every setting
+ * of the injected sidecar is an `--agent-*` flag (`--init-*` for tollgate-init).
  */
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import { parseRedisTarget } from '../agent/pipeline/ratelimit/redis-client.ts';
 import { parseDuration } from '../policy/units.ts';
+import { OTLP_PROTOCOLS, type OtlpProtocol } from '../telemetry/otel/config.ts';
 import {
   LOG_LEVELS,
   type LogLevel,
+  PULL_POLICIES,
+  type PullPolicy,
   parseQuantity,
   type SidecarResources,
 } from './admission/inject-settings.ts';
+
+/** The image repository of every Tollgate command (the chart's `images.*.repository` default). */
+export const DEFAULT_IMAGE_REPOSITORY = 'ghcr.io/tollgate-dev/tollgate';
 
 export interface OperatorConfig {
   kubeconfig: string | null;
@@ -33,16 +42,26 @@ export interface OperatorConfig {
   webhookListen: { host: string; port: number };
   /** Image of the injected `tollgate-agent`. */
   agentImage: string;
+  /** Its `imagePullPolicy`; null: unset (Kubernetes' default for the tag). */
+  agentImagePullPolicy: PullPolicy | null;
   /** Image of the injected `tollgate-init`. */
   initImage: string;
+  /** Its `imagePullPolicy`; null: unset. */
+  initImagePullPolicy: PullPolicy | null;
   /** Inject native sidecars; `auto`: when the API server is Kubernetes ≥ 1.29. */
   nativeSidecars: boolean | 'auto';
   /** Create and renew the CA and serving Secrets and the webhooks' caBundle (false: cert-manager does). */
   manageCertificates: boolean;
-  /** Resources of injected sidecars unless a pod annotates its own. */
-  sidecarResources: SidecarResources;
-  /** Log level of injected sidecars unless a pod annotates its own. */
-  sidecarLogLevel: LogLevel;
+  /** SPIFFE trust domain: the CA's URI SAN `spiffe://<trustDomain>` (workload identities will be under it). */
+  trustDomain: string;
+  /** Resources of injected agents unless a pod annotates its own. */
+  agentResources: SidecarResources;
+  /** Log level of injected agents unless a pod annotates its own. */
+  agentLogLevel: LogLevel;
+  /** OTLP export of injected agents; null: none. */
+  agentOtlp: { endpoint: string; protocol: OtlpProtocol } | null;
+  /** `--redis-url` of injected agents (it may hold a password: never log it); null: none. */
+  agentRedisUrl: string | null;
 }
 
 interface FlagSpec {
@@ -98,36 +117,59 @@ export const OPERATOR_FLAGS: Readonly<Record<string, FlagSpec>> = {
     default: '0.0.0.0:9443',
     description: 'admission webhooks (HTTPS: /inject, /validate) HOST:PORT',
   },
-  'agent-image': {
+  'manage-certificates': {
     type: 'string',
-    description: 'image of the injected tollgate-agent (default tollgate:VERSION)',
+    default: 'true',
+    description: 'make and renew the CA, serving Secret and webhook caBundle (false: cert-manager does)',
   },
-  'init-image': {
+  'trust-domain': {
     type: 'string',
-    description: 'image of the injected tollgate-init (default --agent-image)',
+    default: 'cluster.local',
+    description: 'SPIFFE trust domain (a DNS name): the CA certificate carries spiffe://TRUST_DOMAIN',
   },
   'native-sidecars': {
     type: 'string',
     default: 'auto',
     description: 'inject the agent as a native sidecar: auto (Kubernetes >= 1.29) | true | false',
   },
-  'manage-certificates': {
+  'agent-image': {
     type: 'string',
-    default: 'true',
-    description: 'make and renew the CA, serving Secret and webhook caBundle (false: cert-manager does)',
+    description: `image of the injected tollgate-agent (default ${DEFAULT_IMAGE_REPOSITORY}:VERSION)`,
   },
-  'sidecar-cpu-request': { type: 'string', default: '100m', description: 'injected sidecar CPU request' },
-  'sidecar-memory-request': {
+  'agent-image-pull-policy': {
     type: 'string',
-    default: '64Mi',
-    description: 'injected sidecar memory request',
+    description: "its imagePullPolicy: Always | IfNotPresent | Never (default Kubernetes' for the tag)",
   },
-  'sidecar-cpu-limit': { type: 'string', description: 'injected sidecar CPU limit (default none)' },
-  'sidecar-memory-limit': { type: 'string', default: '256Mi', description: 'injected sidecar memory limit' },
-  'sidecar-log-level': {
+  'init-image': {
+    type: 'string',
+    description: 'image of the injected tollgate-init (default --agent-image)',
+  },
+  'init-image-pull-policy': {
+    type: 'string',
+    description: 'its imagePullPolicy (default --agent-image-pull-policy)',
+  },
+  'agent-cpu-request': { type: 'string', default: '100m', description: 'injected agent CPU request' },
+  'agent-memory-request': { type: 'string', default: '64Mi', description: 'injected agent memory request' },
+  'agent-cpu-limit': { type: 'string', description: 'injected agent CPU limit (default none)' },
+  'agent-memory-limit': { type: 'string', default: '256Mi', description: 'injected agent memory limit' },
+  'agent-log-level': {
     type: 'string',
     default: 'info',
-    description: 'injected sidecar log level: debug | info | warn | error',
+    description: 'injected agent log level: debug | info | warn | error',
+  },
+  'agent-otlp-endpoint': {
+    type: 'string',
+    description: 'OTLP collector of injected agents, http(s)://HOST:PORT (default none: no export)',
+  },
+  'agent-otlp-protocol': {
+    type: 'string',
+    default: 'http/protobuf',
+    description: 'its protocol: grpc | http/protobuf | http/json',
+  },
+  'agent-redis-url': {
+    type: 'string',
+    description:
+      "injected agents' --redis-url for Global rate limits (written in their pod spec; default none)",
   },
   help: { type: 'boolean', description: 'show this help' },
 };
@@ -183,12 +225,12 @@ function resources(str: (k: string) => string, problems: string[]): SidecarResou
       problems.push(`--${flag}: expected a quantity such as 100m or 64Mi, got ${JSON.stringify(text)}`);
     return text;
   };
-  const requests = { cpu: read('sidecar-cpu-request'), memory: read('sidecar-memory-request') };
-  const limits = { cpu: read('sidecar-cpu-limit'), memory: read('sidecar-memory-limit') };
+  const requests = { cpu: read('agent-cpu-request'), memory: read('agent-memory-request') };
+  const limits = { cpu: read('agent-cpu-limit'), memory: read('agent-memory-limit') };
   for (const kind of ['cpu', 'memory'] as const) {
     const [req, lim] = [requests[kind], limits[kind]];
     if (req && lim && (parseQuantity(req) ?? 0) > (parseQuantity(lim) ?? 0))
-      problems.push(`--sidecar-${kind}-request ${req} exceeds --sidecar-${kind}-limit ${lim}`);
+      problems.push(`--agent-${kind}-request ${req} exceeds --agent-${kind}-limit ${lim}`);
   }
   const defined = (o: { cpu: string | undefined; memory: string | undefined }) =>
     Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as {
@@ -201,9 +243,48 @@ function resources(str: (k: string) => string, problems: string[]): SidecarResou
   return out;
 }
 
+/** `--X-image-pull-policy`: one of PULL_POLICIES, or null when not given. */
+function pullPolicy(flag: string, text: string, problems: string[]): PullPolicy | null {
+  return text === '' ? null : choice(flag, text, PULL_POLICIES, problems);
+}
+
+/** A DNS name as Kubernetes reads one (RFC 1123 subdomain, lowercase), as SPIFFE trust domains are. */
+const DNS_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
+
+function trustDomain(text: string, problems: string[]): string {
+  if (!DNS_NAME.test(text))
+    problems.push(
+      `--trust-domain: expected a lowercase DNS name such as cluster.local, got ${JSON.stringify(text)}`,
+    );
+  return text;
+}
+
+function otlp(str: (k: string) => string, problems: string[]): OperatorConfig['agentOtlp'] {
+  const endpoint = str('agent-otlp-endpoint');
+  const protocol = choice('agent-otlp-protocol', str('agent-otlp-protocol'), OTLP_PROTOCOLS, problems);
+  if (endpoint === '') return null;
+  let url: URL | undefined;
+  try {
+    url = new URL(endpoint);
+  } catch {}
+  if (!url || !['http:', 'https:'].includes(url.protocol) || url.hostname === '' || /\s/.test(endpoint))
+    problems.push(
+      `--agent-otlp-endpoint: expected an http:// or https:// URL, got ${JSON.stringify(endpoint)}`,
+    );
+  return { endpoint, protocol };
+}
+
+function redisUrl(text: string, problems: string[]): string | null {
+  if (text === '') return null;
+  const target = parseRedisTarget(text);
+  // The URL may hold a password: the problem never quotes it.
+  if (typeof target === 'string') problems.push(`--agent-redis-url: ${target}`);
+  return text;
+}
+
 /**
  * Parses operator flags; throws OperatorConfigError listing every problem.
- * Returns null for --help. `version` names the default sidecar image.
+ * Returns null for --help. `version` tags the default image.
  */
 export function parseOperatorConfig(
   args: string[],
@@ -232,6 +313,8 @@ export function parseOperatorConfig(
   const logLevel = str('log-level');
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel))
     problems.push('--log-level: debug | info | warn | error');
+  const defaultImage = `${DEFAULT_IMAGE_REPOSITORY}:${version}`;
+  const agentPullPolicy = pullPolicy('agent-image-pull-policy', str('agent-image-pull-policy'), problems);
   const config: OperatorConfig = {
     kubeconfig: str('kubeconfig') || null,
     grpcListen: hostPort('grpc-listen', str('grpc-listen'), problems),
@@ -245,15 +328,21 @@ export function parseOperatorConfig(
     retryPeriodMs: duration('retry-period', str('retry-period'), problems),
     logLevel: logLevel as OperatorConfig['logLevel'],
     webhookListen: hostPort('webhook-listen', str('webhook-listen'), problems),
-    agentImage: str('agent-image') || `tollgate:${version}`,
-    initImage: str('init-image') || str('agent-image') || `tollgate:${version}`,
+    agentImage: str('agent-image') || defaultImage,
+    agentImagePullPolicy: agentPullPolicy,
+    initImage: str('init-image') || str('agent-image') || defaultImage,
+    initImagePullPolicy:
+      pullPolicy('init-image-pull-policy', str('init-image-pull-policy'), problems) ?? agentPullPolicy,
     nativeSidecars: { auto: 'auto', true: true, false: false }[
       choice('native-sidecars', str('native-sidecars'), ['auto', 'true', 'false'], problems)
     ] as boolean | 'auto',
     manageCertificates:
       choice('manage-certificates', str('manage-certificates'), ['true', 'false'], problems) === 'true',
-    sidecarResources: resources(str, problems),
-    sidecarLogLevel: choice('sidecar-log-level', str('sidecar-log-level'), LOG_LEVELS, problems),
+    trustDomain: trustDomain(str('trust-domain'), problems),
+    agentResources: resources(str, problems),
+    agentLogLevel: choice('agent-log-level', str('agent-log-level'), LOG_LEVELS, problems),
+    agentOtlp: otlp(str, problems),
+    agentRedisUrl: redisUrl(str('agent-redis-url'), problems),
   };
   if (config.renewDeadlineMs >= config.leaseDurationMs)
     problems.push('--renew-deadline must be shorter than --lease-duration');

@@ -19,6 +19,7 @@ import type { Hello } from '../proto/policy-service.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { OperatorMetrics, publishOperatorEvent } from '../telemetry/operator-metrics.ts';
 import { AdmissionController } from './admission/admission-controller.ts';
+import { injectorOptions } from './admission/injector-options.ts';
 import type { OperatorConfig } from './config.ts';
 import { HealthServer } from './health-server.ts';
 import { type PodInfo, PolicyIndex, podInfo } from './index/policy-index.ts';
@@ -62,11 +63,16 @@ export interface OperatorOptions {
         OperatorConfig,
         | 'webhookListen'
         | 'agentImage'
+        | 'agentImagePullPolicy'
         | 'initImage'
+        | 'initImagePullPolicy'
         | 'nativeSidecars'
         | 'manageCertificates'
-        | 'sidecarResources'
-        | 'sidecarLogLevel'
+        | 'trustDomain'
+        | 'agentResources'
+        | 'agentLogLevel'
+        | 'agentOtlp'
+        | 'agentRedisUrl'
       >
     >;
   log: KubeLogger;
@@ -267,18 +273,15 @@ export class Operator {
       kubeConfig: this.#o.kubeConfig,
       servingSecret: config.servingSecret,
       manageCertificates: config.manageCertificates ?? false,
+      ...(config.trustDomain ? { trustDomain: config.trustDomain } : {}),
       ...(config.webhookListen && config.agentImage
         ? {
             webhook: {
               listen: config.webhookListen,
-              inject: {
-                agentImage: config.agentImage,
-                initImage: config.initImage ?? config.agentImage,
-                nativeSidecars: config.nativeSidecars ?? 'auto',
-                ...(config.sidecarResources ? { resources: config.sidecarResources } : {}),
-                ...(config.sidecarLogLevel ? { logLevel: config.sidecarLogLevel } : {}),
-                version: this.#o.version ?? 'unknown',
-              },
+              inject: injectorOptions(
+                { ...config, agentImage: config.agentImage },
+                this.#o.version ?? 'unknown',
+              ),
             },
           }
         : {}),

@@ -12,7 +12,7 @@ import type { ServingIdentity } from '../ca/serving-identity.ts';
 import type { KubeLogger } from '../kube/log.ts';
 import { statusOf } from '../kube/request-options.ts';
 import { admissionHandlers } from './admission-handlers.ts';
-import type { InjectOptions } from './inject.ts';
+import type { InjectorOptions } from './injector-options.ts';
 import { resolveNativeSidecars } from './native-sidecars.ts';
 import { WebhookServer } from './webhook-server.ts';
 
@@ -21,10 +21,12 @@ export interface AdmissionControllerOptions {
   /** The serving Secret; its namespace holds the CA Secret and the operator's Service. */
   servingSecret: { namespace: string; name: string };
   manageCertificates: boolean;
+  /** SPIFFE trust domain of a CA the operator makes. Default `cluster.local`. */
+  trustDomain?: string;
   /** Serve the webhooks; without, only certificates and the CA root are kept. */
   webhook?: {
     listen: { host: string; port: number };
-    inject: Omit<InjectOptions, 'nativeSidecars'> & { nativeSidecars: boolean | 'auto' };
+    inject: InjectorOptions;
   };
   /** The namespace informer's labels of a namespace (undefined when unknown: it is read). */
   namespaceLabels: (namespace: string) => Readonly<Record<string, string>> | undefined;
@@ -52,6 +54,7 @@ export class AdmissionController {
       namespace: options.servingSecret.namespace,
       servingSecret: options.servingSecret.name,
       manage: options.manageCertificates,
+      ...(options.trustDomain === undefined ? {} : { trustDomain: options.trustDomain }),
       log: options.log,
       onRoot: (root) => this.#caRoot.setRoot(root),
       ...(options.certificateCheckMs === undefined ? {} : { checkIntervalMs: options.certificateCheckMs }),

@@ -22,6 +22,10 @@ export const ANNOTATIONS = Object.freeze({
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** `imagePullPolicy` of a container. */
+export const PULL_POLICIES = ['Always', 'IfNotPresent', 'Never'] as const;
+export type PullPolicy = (typeof PULL_POLICIES)[number];
+
 /** Container resources as the Pod spec writes them (Kubernetes quantities). */
 export interface SidecarResources {
   requests?: { cpu?: string; memory?: string };
@@ -74,9 +78,13 @@ export function parseCidrList(annotation: string, text: string, warnings: string
   return cidrs;
 }
 
-const QUANTITY = /^([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
+// The Kubernetes quantity grammar (as the API server and values.schema.json of the chart read it): an
+// unsigned or `+` number, then a binary-SI, decimal-SI or decimal-exponent suffix.
+const QUANTITY = /^\+?([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])|[eE]([+-]?[0-9]+))?$/;
 const FACTOR: Record<string, number> = {
   '': 1,
+  n: 1e-9,
+  u: 1e-6,
   m: 1e-3,
   k: 1e3,
   M: 1e6,
@@ -92,11 +100,12 @@ const FACTOR: Record<string, number> = {
   Ei: 2 ** 60,
 };
 
-/** A Kubernetes quantity (`250m`, `0.5`, `128Mi`, `1G`) as a number; null when malformed or zero. */
+/** A Kubernetes quantity (`250m`, `0.5`, `128Mi`, `1G`, `1e3`) as a number; null when malformed or zero. */
 export function parseQuantity(text: string): number | null {
   const m = QUANTITY.exec(text);
   if (!m) return null;
-  const value = Number(m[1]) * (FACTOR[m[2] ?? ''] ?? Number.NaN);
+  const factor = m[3] === undefined ? FACTOR[m[2] ?? ''] : 10 ** Number(m[3]);
+  const value = Number(m[1]) * (factor ?? Number.NaN);
   return Number.isFinite(value) && value > 0 ? value : null;
 }
 

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { V1Container, V1Pod, V1Probe } from '@kubernetes/client-node';
+import { parseAgentConfig } from '../../agent/config.ts';
+import { readOtelConfig } from '../../telemetry/otel/config.ts';
 import { applyJsonPatch } from '../../test/kube/patch.ts';
-import { type InjectOptions, type InjectResult, injectSidecar } from './inject.ts';
+import { agentServiceName, type InjectOptions, type InjectResult, injectSidecar } from './inject.ts';
 import { parseCidrList, parsePortList, parseQuantity, sidecarResources } from './inject-settings.ts';
 
 const OPTIONS: InjectOptions = { agentImage: 'tollgate:test', nativeSidecars: false };
@@ -152,6 +154,90 @@ describe('injectSidecar: the patch', () => {
     assert.equal(out.metadata?.annotations?.['tollgate.dev/injector-version'], '1.2.3');
   });
 
+  test('image pull policies: unset by default, the init container following the agent', () => {
+    const original = pod(ENABLED, [app()]);
+    const policies = (options: InjectOptions) => {
+      const out = injected(injectSidecar(original, {}, options), original);
+      return [agentOf(out)?.imagePullPolicy, out.spec?.initContainers?.[0]?.imagePullPolicy];
+    };
+    assert.deepEqual(policies(OPTIONS), [undefined, undefined]);
+    const agent = agentOf(injected(injectSidecar(original, {}, OPTIONS), original)) ?? {};
+    assert.ok(!('imagePullPolicy' in agent), 'no key at all: Kubernetes defaults it by tag');
+    assert.deepEqual(policies({ ...OPTIONS, agentImagePullPolicy: 'Always' }), ['Always', 'Always']);
+    assert.deepEqual(
+      policies({ ...OPTIONS, agentImagePullPolicy: 'IfNotPresent', initImagePullPolicy: 'Never' }),
+      ['IfNotPresent', 'Never'],
+    );
+    assert.deepEqual(policies({ ...OPTIONS, initImagePullPolicy: 'Never' }), [undefined, 'Never']);
+  });
+
+  test('OTLP: the agent gets the collector, protocol and a service name; nothing without', () => {
+    const env = (p: V1Pod, options: InjectOptions) =>
+      Object.fromEntries(
+        (agentOf(injected(injectSidecar(p, {}, options), p))?.env ?? [])
+          .filter((e) => e.name.startsWith('OTEL_'))
+          .map((e) => [e.name, e.value]),
+      );
+    const otlp = { endpoint: 'http://otel-collector.observability:4317', protocol: 'grpc' } as const;
+    const labelled = (labels: Record<string, string>) => ({
+      ...pod(ENABLED, [app()]),
+      metadata: { name: 'p', namespace: 'shop', annotations: ENABLED, labels },
+    });
+    assert.deepEqual(env(pod(ENABLED, [app()]), OPTIONS), {});
+    assert.deepEqual(env(pod(ENABLED, [app()]), { ...OPTIONS, otlp }), {
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector.observability:4317',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
+      OTEL_SERVICE_NAME: 'tollgate-agent',
+    });
+    assert.equal(env(labelled({ app: 'orders' }), { ...OPTIONS, otlp }).OTEL_SERVICE_NAME, 'orders');
+    assert.equal(
+      agentServiceName(labelled({ app: 'orders', 'app.kubernetes.io/name': 'orders-api' })),
+      'orders-api',
+    );
+    assert.equal(agentServiceName(labelled({ 'app.kubernetes.io/name': '', app: '' })), 'tollgate-agent');
+  });
+
+  test('Redis: the agent gets --redis-url; nothing without', () => {
+    const original = pod(ENABLED, [app()]);
+    const args = (options: InjectOptions) =>
+      agentOf(injected(injectSidecar(original, {}, options), original))?.args ?? [];
+    assert.ok(!args(OPTIONS).includes('--redis-url'));
+    const url = 'rediss://sidecar:s3cret@redis.shop:6380/0';
+    assert.equal(flag(args({ ...OPTIONS, redisUrl: url }), '--redis-url'), url);
+  });
+
+  test('the agent accepts what it is given: its own flag and OTEL_* parsers read the injected container', () => {
+    const original = {
+      ...pod(ENABLED, [app([8080])]),
+      metadata: { name: 'p', namespace: 'shop', annotations: ENABLED, labels: { app: 'orders' } },
+    };
+    const options: InjectOptions = {
+      ...OPTIONS,
+      agentImagePullPolicy: 'IfNotPresent',
+      logLevel: 'debug',
+      otlp: { endpoint: 'http://otel:4318', protocol: 'http/json' },
+      redisUrl: 'redis-sentinel://s1:26379,s2:26379/mymaster',
+    };
+    const agent = agentOf(injected(injectSidecar(original, {}, options), original));
+    assert.equal(agent?.args?.[0], 'agent');
+    // The kubelet resolves the downward-API variables; the literal ones are passed as they are.
+    const env: Record<string, string> = {
+      POD_NAME: 'p',
+      POD_NAMESPACE: 'shop',
+      POD_UID: 'u',
+      NODE_NAME: 'n',
+    };
+    for (const e of agent?.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
+    const config = parseAgentConfig(agent?.args?.slice(1) ?? [], env);
+    assert.equal(config?.redisUrl, 'redis-sentinel://s1:26379,s2:26379/mymaster');
+    assert.equal(config?.logLevel, 'debug');
+    assert.equal(config?.operator?.podName, 'p');
+    const otel = readOtelConfig(env, 'tollgate-agent');
+    assert.deepEqual([otel?.traces, otel?.metrics, otel?.logs], ['http/json', 'http/json', 'http/json']);
+    assert.equal(otel?.resource['service.name'], 'orders');
+    assert.equal(otel?.resource['k8s.namespace.name'], 'shop');
+  });
+
   test('the agent runs as 1337, read-only, no privilege, every capability dropped', () => {
     const original = pod(ENABLED, [app()]);
     const sc = agentOf(injected(injectSidecar(original, {}, OPTIONS), original))?.securityContext;
@@ -247,14 +333,24 @@ describe('annotation parsing', () => {
     assert.equal(warnings.length, 1);
   });
 
-  test('quantities', () => {
+  test('quantities (the Kubernetes grammar, as values.schema.json of the chart)', () => {
     const table: [string, number | null][] = [
       ['250m', 0.25],
       ['1', 1],
       ['0.5', 0.5],
+      ['.5', 0.5],
+      ['1.', 1],
+      ['+2', 2],
       ['128Mi', 128 * 2 ** 20],
       ['1G', 1e9],
+      ['1E', 1e18],
+      ['1e3', 1000],
+      ['1E3', 1000],
+      ['5e-1', 0.5],
+      ['500u', 5e-4],
       ['0', null],
+      ['1e', null],
+      ['1Mi2', null],
       ['1 GB', null],
       ['-1', null],
       ['lots', null],

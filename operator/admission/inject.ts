@@ -11,10 +11,12 @@
  * would switch enforcement off) and a warning says so.
  */
 import type { V1Container, V1Pod, V1Probe } from '@kubernetes/client-node';
+import type { OtlpProtocol } from '../../telemetry/otel/config.ts';
 import {
   ANNOTATIONS,
   type AnnotationSettings,
   type LogLevel,
+  type PullPolicy,
   readAnnotations,
   type SidecarResources,
   sidecarResources,
@@ -38,8 +40,12 @@ export interface JsonPatchOperation {
 /** Settings of the injector; the defaults are stated per field. */
 export interface InjectOptions {
   agentImage: string;
+  /** `imagePullPolicy` of `tollgate-agent`. Default: unset (Kubernetes' default for the tag). */
+  agentImagePullPolicy?: PullPolicy;
   /** Image of `tollgate-init`. Default: `agentImage`. */
   initImage?: string;
+  /** `imagePullPolicy` of `tollgate-init`. Default: `agentImagePullPolicy`. */
+  initImagePullPolicy?: PullPolicy;
   /** The operator's gRPC address the agent dials. Default `tollgate-operator.tollgate-system.svc:15010`. */
   operatorAddress?: string;
   /** Sidecar resources before annotations. Default {@link DEFAULT_SIDECAR_RESOURCES}. */
@@ -50,6 +56,13 @@ export interface InjectOptions {
   nativeSidecars: boolean;
   /** Written to `tollgate.dev/injector-version`. Default `unknown`. */
   version?: string;
+  /**
+   * OTLP collector of every agent (`OTEL_EXPORTER_OTLP_ENDPOINT`, `_PROTOCOL`, and
+   * `OTEL_SERVICE_NAME` from the pod's labels, see {@link agentServiceName}). Default: no export.
+   */
+  otlp?: { endpoint: string; protocol: OtlpProtocol };
+  /** Every agent's `--redis-url` (Global rate limits). Default: none (per-sidecar buckets). */
+  redisUrl?: string;
 }
 
 export type InjectResult =
@@ -185,18 +198,32 @@ function uidWarning(pod: V1Pod, warnings: string[]): void {
   }
 }
 
+/**
+ * The agent's OpenTelemetry `service.name`: the pod's `app.kubernetes.io/name`
+ * label, else its `app` label (so traces group by workload, as in Istio), else
+ * `tollgate-agent` (the agent's own default). Pod name, namespace and node come as `k8s.*` attributes.
+ */
+export function agentServiceName(pod: V1Pod): string {
+  const labels = pod.metadata?.labels ?? {};
+  return labels['app.kubernetes.io/name'] || labels.app || 'tollgate-agent';
+}
+
 function patchOf(pod: V1Pod, options: InjectOptions, settings: AnnotationSettings, cap: Capture) {
   const native = options.nativeSidecars;
   const agent = agentContainer({
     image: options.agentImage,
+    imagePullPolicy: options.agentImagePullPolicy,
     operatorAddress: options.operatorAddress ?? DEFAULT_OPERATOR_ADDRESS,
     upstreamPort: cap.upstream,
     logLevel: settings.logLevel ?? options.logLevel ?? 'info',
     resources: sidecarResources(options.resources ?? DEFAULT_SIDECAR_RESOURCES, settings),
     native,
+    otlp: options.otlp && { ...options.otlp, serviceName: agentServiceName(pod) },
+    redisUrl: options.redisUrl,
   });
   const init = initContainer({
     image: options.initImage ?? options.agentImage,
+    imagePullPolicy: options.initImagePullPolicy ?? options.agentImagePullPolicy,
     inboundPorts: cap.inbound,
     excludeInboundPorts: cap.excluded,
     excludeOutboundCidrs: settings.excludeOutboundCidrs,

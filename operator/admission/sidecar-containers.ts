@@ -6,8 +6,9 @@
  * with the agent, `tollgate init`, the operator's index and the Helm chart.
  * Pure: no I/O.
  */
-import type { V1Container, V1Volume } from '@kubernetes/client-node';
-import type { LogLevel, SidecarResources } from './inject-settings.ts';
+import type { V1Container, V1EnvVar, V1Volume } from '@kubernetes/client-node';
+import type { OtlpProtocol } from '../../telemetry/otel/config.ts';
+import type { LogLevel, PullPolicy, SidecarResources } from './inject-settings.ts';
 
 export const AGENT_CONTAINER = 'tollgate-agent';
 export const INIT_CONTAINER = 'tollgate-init';
@@ -26,9 +27,19 @@ export const CA_FILE = `${VOLUMES.ca.mountPath}/ca.crt`;
 /** Lifetime of the projected token; the kubelet renews it at 80 %. */
 export const TOKEN_EXPIRATION_SECONDS = 3600;
 
+/** Where the agent exports OpenTelemetry (its `OTEL_EXPORTER_OTLP_*` variables). */
+export interface AgentOtlp {
+  endpoint: string;
+  protocol: OtlpProtocol;
+  /** `OTEL_SERVICE_NAME`. */
+  serviceName: string;
+}
+
 /** What the agent container is built from. */
 export interface AgentSpec {
   image: string;
+  /** Unset: Kubernetes' default (`Always` for `:latest` or no tag, else `IfNotPresent`). */
+  imagePullPolicy?: PullPolicy | undefined;
   operatorAddress: string;
   /** The app port the agent forwards to (`--upstream http://127.0.0.1:PORT`). */
   upstreamPort: number;
@@ -36,11 +47,17 @@ export interface AgentSpec {
   resources: SidecarResources;
   /** A native sidecar: an init container with `restartPolicy: Always` and a startup probe. */
   native: boolean;
+  /** Unset: no OpenTelemetry export. */
+  otlp?: AgentOtlp | undefined;
+  /** The agent's `--redis-url` (Global rate limits); unset: per-sidecar buckets. */
+  redisUrl?: string | undefined;
 }
 
 /** What the init container is built from. */
 export interface InitSpec {
   image: string;
+  /** Unset: Kubernetes' default. */
+  imagePullPolicy?: PullPolicy | undefined;
   inboundPorts: readonly number[];
   excludeInboundPorts: readonly number[];
   excludeOutboundCidrs: readonly string[];
@@ -57,11 +74,21 @@ function adminProbe(path: string, periodSeconds: number, failureThreshold: numbe
   };
 }
 
+function otlpEnv(otlp: AgentOtlp | undefined): V1EnvVar[] {
+  if (otlp === undefined) return [];
+  return [
+    { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', value: otlp.endpoint },
+    { name: 'OTEL_EXPORTER_OTLP_PROTOCOL', value: otlp.protocol },
+    { name: 'OTEL_SERVICE_NAME', value: otlp.serviceName },
+  ];
+}
+
 /** The `tollgate-agent` container. */
 export function agentContainer(spec: AgentSpec): V1Container {
   return {
     name: AGENT_CONTAINER,
     image: spec.image,
+    ...(spec.imagePullPolicy === undefined ? {} : { imagePullPolicy: spec.imagePullPolicy }),
     args: [
       'agent',
       '--operator',
@@ -81,12 +108,15 @@ export function agentContainer(spec: AgentSpec): V1Container {
       `0.0.0.0:${PORTS.admin}`,
       '--log-level',
       spec.logLevel,
+      // The URL (and any password in it) is in the pod spec: docs/operator.md says how to keep it credential-free.
+      ...(spec.redisUrl === undefined ? [] : ['--redis-url', spec.redisUrl]),
     ],
     env: [
       fieldEnv('POD_NAME', 'metadata.name'),
       fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
       fieldEnv('POD_UID', 'metadata.uid'),
       fieldEnv('NODE_NAME', 'spec.nodeName'),
+      ...otlpEnv(spec.otlp),
     ],
     ports: [
       { name: 'tollgate-in', containerPort: PORTS.inbound, protocol: 'TCP' },
@@ -134,6 +164,7 @@ export function initContainer(spec: InitSpec): V1Container {
   return {
     name: INIT_CONTAINER,
     image: spec.image,
+    ...(spec.imagePullPolicy === undefined ? {} : { imagePullPolicy: spec.imagePullPolicy }),
     args,
     resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '64Mi' } },
     securityContext: {

@@ -116,6 +116,8 @@ describe('CertificateManager (managed)', () => {
     assert.ok(Math.abs((caInfo?.notAfter ?? 0) - Date.now() - 3650 * DAY) < DAY);
     assert.ok(Math.abs((info?.notAfter ?? 0) - Date.now() - 365 * DAY) < DAY);
     assert.deepEqual(info?.dnsNames, NAMES);
+    assert.deepEqual(caInfo?.uris, ['spiffe://cluster.local'], 'the SPIFFE ID of the default trust domain');
+    assert.deepEqual(info?.uris, []);
     assert.ok(signedBy(identity.current.cert, ca));
 
     const bundle = Buffer.from(ca).toString('base64');
@@ -206,6 +208,24 @@ describe('CertificateManager (managed)', () => {
       manager().start(),
       /tollgate-system\/tollgate-ca: tls\.crt is not a CA certificate; delete it/,
     );
+  });
+
+  test('the CA carries the trust domain; a CA of another one is kept, with a warning', async () => {
+    const log = new RecordingLogger();
+    await manager({ trustDomain: 'prod.example.com' }).start();
+    const ca = text(await secret('tollgate-ca'), 'tls.crt');
+    assert.deepEqual(inspectCertificate(ca)?.uris, ['spiffe://prod.example.com']);
+    const other = manager({ trustDomain: 'staging.example.com', log });
+    await other.start();
+    await other.check();
+    assert.equal(other.root, ca, 'kept: workload certificates it signed stay trusted');
+    const warned = log.messages('CA has another trust domain; delete the Secret to have a new CA made');
+    assert.equal(warned.length, 1, 'once');
+    assert.deepEqual(warned[0]?.fields, {
+      secret: 'tollgate-ca',
+      trustDomain: 'staging.example.com',
+      uris: ['spiffe://prod.example.com'],
+    });
   });
 
   test('a webhook configuration created later, or reset by an upgrade, gets the caBundle at the next check', async () => {

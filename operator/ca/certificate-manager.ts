@@ -9,6 +9,10 @@
  * another replica or by cert-manager reaches {@link ServingIdentity} and the
  * servers reload it.
  *
+ * The CA it makes carries the SPIFFE ID of the trust domain (`spiffe://<trust
+ * domain>`) as its URI SAN; a CA found with another one is kept (a warning
+ * says to delete the Secret to make a new one).
+ *
  * Replicas race safely: a create that finds the Secret already there (409)
  * and a replace that lost to another writer (409) re-read and use the winner.
  */
@@ -27,6 +31,7 @@ import {
   keyMatches,
   type PemPair,
   signedBy,
+  trustDomainId,
 } from './certificates.ts';
 import { ServingIdentity } from './serving-identity.ts';
 import { webhookCaBundlePatch } from './webhook-ca-bundle.ts';
@@ -46,6 +51,8 @@ export interface CertificateManagerOptions {
   manage: boolean;
   /** Default `tollgate-ca`. */
   caSecret?: string;
+  /** SPIFFE trust domain of the CA it makes (URI SAN `spiffe://<trustDomain>`). Default `cluster.local`. */
+  trustDomain?: string;
   /** The Service whose DNS names the serving certificate carries. Default `tollgate-operator`. */
   serviceName?: string;
   /** Default [`tollgate-sidecar-injector`]. */
@@ -86,6 +93,7 @@ export class CertificateManager {
   #timer: NodeJS.Timeout | undefined;
   #checking: Promise<void> | undefined;
   #stopped = false;
+  #warnedTrustDomain = false;
 
   constructor(options: CertificateManagerOptions) {
     this.#o = options;
@@ -218,6 +226,7 @@ export class CertificateManager {
       commonName: 'tollgate-ca',
       now: this.#now(),
       lifetimeMs: this.#o.caLifetimeMs,
+      trustDomain: this.#trustDomain,
     });
     if (await this.#create(name, ca, ca.cert)) {
       this.#log.info({ secret: name }, 'CA created');
@@ -238,7 +247,19 @@ export class CertificateManager {
     else if (info.notAfter <= this.#now()) problem = 'the CA expired';
     if (problem || !pair)
       throw new Error(`Secret ${this.#o.namespace}/${name}: ${problem}; delete it to have a new CA made`);
+    const wanted = trustDomainId(this.#trustDomain);
+    if (!info?.uris.includes(wanted) && !this.#warnedTrustDomain) {
+      this.#warnedTrustDomain = true;
+      this.#log.warn(
+        { secret: name, trustDomain: this.#trustDomain, uris: info?.uris ?? [] },
+        'CA has another trust domain; delete the Secret to have a new CA made',
+      );
+    }
     return pair;
+  }
+
+  get #trustDomain(): string {
+    return this.#o.trustDomain ?? 'cluster.local';
   }
 
   /** Why the serving pair must be reissued, or null when it is good. */

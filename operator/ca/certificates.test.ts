@@ -7,6 +7,7 @@ import {
   issueServingCertificate,
   keyMatches,
   signedBy,
+  trustDomainId,
 } from './certificates.ts';
 import { webhookCaBundlePatch } from './webhook-ca-bundle.ts';
 
@@ -34,6 +35,14 @@ describe('operator certificates', () => {
     assert.ok(!keyMatches({ cert: serving.cert, key: ca.key }));
     const other = await createCa({ commonName: 'tollgate-ca', now: NOW });
     assert.ok(!signedBy(serving.cert, other.cert), 'same name, other key');
+  });
+
+  test('a CA for a trust domain has its SPIFFE ID as URI SAN', async () => {
+    const ca = await createCa({ commonName: 'tollgate-ca', now: NOW, trustDomain: 'prod.example.com' });
+    assert.deepEqual(inspectCertificate(ca.cert)?.uris, ['spiffe://prod.example.com']);
+    assert.equal(new X509Certificate(ca.cert).subjectAltName, 'URI:spiffe://prod.example.com');
+    assert.equal(trustDomainId('cluster.local'), 'spiffe://cluster.local');
+    assert.deepEqual(inspectCertificate((await createCa({ commonName: 'x', now: NOW })).cert)?.uris, []);
   });
 
   test('unreadable input is null or false, never a throw', () => {

@@ -1,6 +1,7 @@
 /**
- * The operator's X.509 material: a self-signed CA (ECDSA P-256, SHA-256) and
- * the TLS serving certificates it signs, made with @peculiar/x509 on Node's
+ * The operator's X.509 material: a self-signed CA (ECDSA P-256, SHA-256; its
+ * URI SAN is the SPIFFE ID of the trust domain, `spiffe://<trust domain>`, as
+ * SPIFFE signing certificates carry) and the TLS serving certificates it signs, made with @peculiar/x509 on Node's
  * WebCrypto, and read back with node:crypto's X509Certificate. Everything is
  * PEM; private keys are PKCS#8. Times come from the caller (no clock here).
  */
@@ -44,6 +45,13 @@ export interface CertificateInfo {
   notAfter: number;
   isCa: boolean;
   dnsNames: string[];
+  /** URI SANs (a SPIFFE ID for a Tollgate CA). */
+  uris: string[];
+}
+
+/** The SPIFFE ID of a trust domain: `spiffe://cluster.local`. */
+export function trustDomainId(trustDomain: string): string {
+  return `spiffe://${trustDomain}`;
 }
 
 async function keyPair(): Promise<webcrypto.CryptoKeyPair> {
@@ -54,11 +62,15 @@ async function keyPem(key: webcrypto.CryptoKey): Promise<string> {
   return PemConverter.encode(await crypto.subtle.exportKey('pkcs8', key), 'PRIVATE KEY');
 }
 
-/** A new self-signed CA valid from `now` (less a minute) for `lifetimeMs`. */
+/**
+ * A new self-signed CA valid from `now` (less a minute) for `lifetimeMs`; with
+ * `trustDomain`, its URI SAN is `spiffe://<trustDomain>`.
+ */
 export async function createCa(options: {
   commonName: string;
   now: number;
   lifetimeMs?: number | undefined;
+  trustDomain?: string | undefined;
 }): Promise<PemPair> {
   const keys = await keyPair();
   const certificate = await X509CertificateGenerator.createSelfSigned(
@@ -72,6 +84,14 @@ export async function createCa(options: {
         new BasicConstraintsExtension(true, undefined, true),
         new KeyUsagesExtension(KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign, true),
         await SubjectKeyIdentifierExtension.create(keys.publicKey, false, crypto),
+        ...(options.trustDomain === undefined
+          ? []
+          : [
+              new SubjectAlternativeNameExtension(
+                [{ type: 'url' as const, value: trustDomainId(options.trustDomain) }],
+                false,
+              ),
+            ]),
       ],
     },
     crypto,
@@ -119,15 +139,20 @@ export async function issueServingCertificate(
   return { cert: certificate.toString('pem'), key: await keyPem(keys.privateKey) };
 }
 
-/** The validity, CA flag and DNS names of the first certificate in `pem`; null when unreadable. */
+/** The validity, CA flag and DNS and URI names of the first certificate in `pem`; null when unreadable. */
 export function inspectCertificate(pem: string): CertificateInfo | null {
   try {
     const c = new NodeCertificate(pem);
-    const dnsNames = (c.subjectAltName ?? '')
-      .split(', ')
-      .filter((n) => n.startsWith('DNS:'))
-      .map((n) => n.slice(4));
-    return { notBefore: c.validFromDate.getTime(), notAfter: c.validToDate.getTime(), isCa: c.ca, dnsNames };
+    const names = (c.subjectAltName ?? '').split(', ');
+    const of = (prefix: string) =>
+      names.filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length));
+    return {
+      notBefore: c.validFromDate.getTime(),
+      notAfter: c.validToDate.getTime(),
+      isCa: c.ca,
+      dnsNames: of('DNS:'),
+      uris: of('URI:'),
+    };
   } catch {
     return null;
   }

@@ -63,7 +63,8 @@ export const POD_ENV: Readonly<Record<string, string>> = {
   NODE_NAME: 'k8s.node.name',
 };
 
-const PROTOCOLS: readonly OtlpProtocol[] = ['grpc', 'http/protobuf', 'http/json'];
+/** The OTLP protocols of `OTEL_EXPORTER_OTLP_PROTOCOL` (also what the operator's injector accepts). */
+export const OTLP_PROTOCOLS: readonly OtlpProtocol[] = ['grpc', 'http/protobuf', 'http/json'];
 const SAMPLERS: readonly SamplerName[] = [
   'always_on',
   'always_off',
@@ -140,7 +141,7 @@ function signal(
   if (!exporters.includes('otlp') || !endpoint) return null;
   const variableP = `OTEL_EXPORTER_OTLP_${name}_PROTOCOL`;
   const protocol = value(env, variableP) ?? value(env, 'OTEL_EXPORTER_OTLP_PROTOCOL') ?? 'http/protobuf';
-  if (!PROTOCOLS.includes(protocol as OtlpProtocol)) {
+  if (!OTLP_PROTOCOLS.includes(protocol as OtlpProtocol)) {
     problems.push(
       `${value(env, variableP) ? variableP : 'OTEL_EXPORTER_OTLP_PROTOCOL'}: grpc | http/protobuf | http/json`,
     );

@@ -7,14 +7,28 @@
  * (manifests.ts), bad values fail on values.schema.json with the field named,
  * the chart's CRDs are the repository's byte for byte, and the operator's
  * Deployment, Service and PDB hold the fixed names, ports, probes and
- * replica settings. RBAC, webhooks and cert-manager: chart-security.test.ts.
+ * replica settings. The Deployment's args and environment are parsed by the
+ * operator's own parseOperatorConfig (every flag declared, every value
+ * accepted and read as the values mean it), and what the injector then adds
+ * to a pod follows the values. RBAC, webhooks and cert-manager:
+ * chart-security.test.ts; RBAC against the operator's requests:
+ * chart-rbac.test.ts.
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { V1Pod } from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { OPERATOR_FLAGS, parseOperatorConfig } from '../../operator/config.ts';
+import { injectSidecar } from '../../operator/admission/inject.ts';
+import { injectorOptions } from '../../operator/admission/injector-options.ts';
+import {
+  DEFAULT_IMAGE_REPOSITORY,
+  OPERATOR_FLAGS,
+  type OperatorConfig,
+  parseOperatorConfig,
+} from '../../operator/config.ts';
+import { applyJsonPatch } from '../kube/patch.ts';
 import { chartDir, cleanupHelm, helm, helmUnavailable, type Manifest, render, repoRoot } from './helm.ts';
 import { manifestProblems, unknownFields } from './manifests.ts';
 import { find, flag, list, type Obj, obj, operatorPod } from './objects.ts';
@@ -214,11 +228,16 @@ describe('Helm chart charts/tollgate', { skip }, () => {
         lease: flag(args, 'lease-name'),
         logLevel: flag(args, 'log-level'),
         agent: flag(args, 'agent-image'),
+        agentPullPolicy: flag(args, 'agent-image-pull-policy'),
         init: flag(args, 'init-image'),
+        initPullPolicy: flag(args, 'init-image-pull-policy'),
         native: flag(args, 'native-sidecars'),
         manage: flag(args, 'manage-certificates'),
         trustDomain: flag(args, 'trust-domain'),
-        resources: JSON.parse(flag(args, 'agent-resources') ?? 'null'),
+        agentLogLevel: flag(args, 'agent-log-level'),
+        resources: ['cpu-request', 'memory-request', 'cpu-limit', 'memory-limit'].map((f) =>
+          flag(args, `agent-${f}`),
+        ),
         redis: flag(args, 'agent-redis-url'),
         otlp: flag(args, 'agent-otlp-endpoint'),
       },
@@ -231,11 +250,14 @@ describe('Helm chart charts/tollgate', { skip }, () => {
         lease: 'tollgate-operator',
         logLevel: 'info',
         agent: 'ghcr.io/tollgate-dev/tollgate:0.1.0',
+        agentPullPolicy: 'IfNotPresent',
         init: 'ghcr.io/tollgate-dev/tollgate:0.1.0',
+        initPullPolicy: 'IfNotPresent',
         native: 'auto',
         manage: 'true',
         trustDomain: 'cluster.local',
-        resources: { requests: { cpu: '100m', memory: '64Mi' }, limits: { cpu: '1', memory: '256Mi' } },
+        agentLogLevel: 'info',
+        resources: ['100m', '64Mi', '1', '256Mi'],
         redis: undefined,
         otlp: undefined,
       },
@@ -268,10 +290,11 @@ describe('Helm chart charts/tollgate', { skip }, () => {
     assert.equal(flag(args, 'log-level'), 'debug');
     assert.equal(flag(args, 'agent-log-level'), 'warn');
     assert.equal(flag(args, 'trust-domain'), 'prod.example.com');
-    assert.deepEqual(JSON.parse(flag(args, 'agent-resources') ?? 'null'), {
-      requests: { cpu: '50m', memory: '48Mi', 'ephemeral-storage': '100Mi' },
-      limits: { memory: '128Mi' },
-    });
+    // limits.cpu: null drops the chart's default: an empty flag, no limit.
+    assert.deepEqual(
+      ['cpu-request', 'memory-request', 'cpu-limit', 'memory-limit'].map((f) => flag(args, `agent-${f}`)),
+      ['50m', '48Mi', '', '128Mi'],
+    );
     assert.equal(flag(args, 'agent-otlp-endpoint'), 'http://otel-collector.observability:4318');
     assert.equal(flag(args, 'agent-otlp-protocol'), 'http/protobuf');
     // Kubernetes expands $(VAR) in args: the URL never appears in the Deployment.
@@ -299,46 +322,225 @@ describe('Helm chart charts/tollgate', { skip }, () => {
     assert.ok(!list(container.env).some((e) => obj(e).name === 'TOLLGATE_AGENT_REDIS_URL'));
   });
 
-  // The operator's flags are being extended (webhooks, injection, certificates): until
-  // every flag the chart passes is declared in operator/config.ts this is a TODO.
-  const declared = new Set(Object.keys(OPERATOR_FLAGS));
-  const passed = [
-    'grpc-listen',
-    'health-listen',
-    'webhook-listen',
-    'serving-secret',
-    'namespace',
-    'lease-name',
-    'lease-duration',
-    'renew-deadline',
-    'retry-period',
-    'log-level',
-    'manage-certificates',
-    'trust-domain',
-    'agent-image',
-    'agent-image-pull-policy',
-    'init-image',
-    'init-image-pull-policy',
-    'native-sidecars',
-    'agent-log-level',
-    'agent-resources',
-    'agent-otlp-endpoint',
-    'agent-otlp-protocol',
-    'agent-redis-url',
-  ];
-  const undeclared = passed.filter((f) => !declared.has(f));
-  it('passes only flags that `tollgate operator` declares, with values it accepts', {
-    todo:
-      undeclared.length > 0 ? `not yet declared in operator/config.ts: --${undeclared.join(', --')}` : false,
-  }, () => {
-    for (const docs of [defaults, custom]) {
-      const chartArgs = operatorPod(docs).args.slice(1);
-      for (const a of chartArgs)
-        assert.ok(passed.includes(a.slice(2).split('=')[0] ?? ''), `unlisted flag ${a}`);
-      assert.deepEqual(undeclared, []);
-      const expanded = chartArgs.map((a) => a.replace('$(TOLLGATE_AGENT_REDIS_URL)', 'redis://redis:6379'));
-      assert.ok(parseOperatorConfig(expanded, { POD_NAME: 'p', POD_NAMESPACE: 'tollgate-system' }));
+  /** The Deployment's environment as the kubelet gives it (downward API, the Redis Secret's value). */
+  function deploymentEnv(docs: Manifest[], namespace: string, secretValue: string): Record<string, string> {
+    const fields: Record<string, string> = {
+      'metadata.name': 'tollgate-operator-5d8f9-x2x7k',
+      'metadata.namespace': namespace,
+      'metadata.uid': '6f1c1a52-3bde-4f4e-9a53-1c1d6b1e2f10',
+      'spec.nodeName': 'node-1',
+    };
+    const env: Record<string, string> = {};
+    for (const e of list(operatorPod(docs).container.env).map(obj)) {
+      const from = obj(e.valueFrom);
+      const field = obj(from.fieldRef).fieldPath;
+      if (typeof e.value === 'string') env[String(e.name)] = e.value;
+      else if (typeof field === 'string') env[String(e.name)] = fields[field] ?? '';
+      else if (from.secretKeyRef) env[String(e.name)] = secretValue;
     }
+    return env;
+  }
+
+  /** The operator's config from the rendered args, `$(VAR)` expanded from `env` as Kubernetes does. */
+  function operatorConfig(docs: Manifest[], env: Record<string, string>): OperatorConfig {
+    const args = operatorPod(docs)
+      .args.slice(1)
+      .map((a) => a.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, name: string) => env[name] ?? m));
+    const config = parseOperatorConfig(args, env, '0.1.0');
+    assert.ok(config, 'not --help');
+    return config;
+  }
+
+  it('passes only flags that `tollgate operator` declares, with values it accepts', async () => {
+    const plain = await render({
+      args: [
+        '--set',
+        'redis.url=rediss://sidecar@redis.shop:6380/0',
+        '--set',
+        'telemetry.otlp.endpoint=http://otel-collector.observability:4317',
+        '--set',
+        'images.agent.pullPolicy=Never',
+      ],
+    });
+    for (const docs of [defaults, custom, plain]) {
+      const { args } = operatorPod(docs);
+      assert.equal(args[0], 'operator');
+      for (const a of args.slice(1)) {
+        const m = /^--([a-z-]+)=/.exec(a);
+        assert.ok(m?.[1] && OPERATOR_FLAGS[m[1]], `${a}: not a flag of operator/config.ts`);
+      }
+    }
+    const d = operatorConfig(defaults, deploymentEnv(defaults, 'tollgate-system', ''));
+    assert.deepEqual(
+      {
+        namespace: d.namespace,
+        identity: d.identity,
+        servingSecret: d.servingSecret,
+        lease: [d.leaseName, d.leaseDurationMs, d.renewDeadlineMs, d.retryPeriodMs],
+        logLevel: d.logLevel,
+        manageCertificates: d.manageCertificates,
+        trustDomain: d.trustDomain,
+        images: [d.agentImage, d.agentImagePullPolicy, d.initImage, d.initImagePullPolicy],
+        nativeSidecars: d.nativeSidecars,
+        agentLogLevel: d.agentLogLevel,
+        agentResources: d.agentResources,
+        agentOtlp: d.agentOtlp,
+        agentRedisUrl: d.agentRedisUrl,
+      },
+      {
+        namespace: 'tollgate-system',
+        identity: 'tollgate-operator-5d8f9-x2x7k',
+        servingSecret: { namespace: 'tollgate-system', name: 'tollgate-operator-tls' },
+        lease: ['tollgate-operator', 15_000, 10_000, 2_000],
+        logLevel: 'info',
+        manageCertificates: true,
+        trustDomain: 'cluster.local',
+        images: [
+          'ghcr.io/tollgate-dev/tollgate:0.1.0',
+          'IfNotPresent',
+          'ghcr.io/tollgate-dev/tollgate:0.1.0',
+          'IfNotPresent',
+        ],
+        nativeSidecars: 'auto',
+        agentLogLevel: 'info',
+        agentResources: { requests: { cpu: '100m', memory: '64Mi' }, limits: { cpu: '1', memory: '256Mi' } },
+        agentOtlp: null,
+        agentRedisUrl: null,
+      },
+    );
+
+    const secretUrl = 'redis://sidecar:s3cret@redis.shop:6379/0';
+    const c = operatorConfig(custom, deploymentEnv(custom, 'security', secretUrl));
+    assert.deepEqual(
+      {
+        namespace: c.namespace,
+        servingSecret: c.servingSecret,
+        lease: [c.leaseDurationMs, c.renewDeadlineMs, c.retryPeriodMs],
+        manageCertificates: c.manageCertificates,
+        trustDomain: c.trustDomain,
+        images: [c.agentImage, c.agentImagePullPolicy, c.initImage, c.initImagePullPolicy],
+        nativeSidecars: c.nativeSidecars,
+        agentLogLevel: c.agentLogLevel,
+        agentResources: c.agentResources,
+        agentOtlp: c.agentOtlp,
+        agentRedisUrl: c.agentRedisUrl,
+      },
+      {
+        namespace: 'security',
+        servingSecret: { namespace: 'security', name: 'tollgate-operator-tls' },
+        lease: [30_000, 20_000, 4_000],
+        manageCertificates: false,
+        trustDomain: 'prod.example.com',
+        images: [
+          'registry.example.com:5000/mirror/tollgate@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
+          'IfNotPresent',
+          'registry.example.com:5000/mirror/tollgate-init:0.1.0',
+          'Never',
+        ],
+        nativeSidecars: true,
+        agentLogLevel: 'warn',
+        // limits.cpu: null in the values drops the chart's default limit: none, not the operator's default.
+        agentResources: { requests: { cpu: '50m', memory: '48Mi' }, limits: { memory: '128Mi' } },
+        agentOtlp: { endpoint: 'http://otel-collector.observability:4318', protocol: 'http/protobuf' },
+        agentRedisUrl: secretUrl,
+      },
+    );
+
+    const p = operatorConfig(plain, deploymentEnv(plain, 'tollgate-system', ''));
+    assert.equal(p.agentRedisUrl, 'rediss://sidecar@redis.shop:6380/0');
+    assert.deepEqual(p.agentOtlp, { endpoint: 'http://otel-collector.observability:4317', protocol: 'grpc' });
+    assert.deepEqual([p.agentImagePullPolicy, p.initImagePullPolicy], ['Never', 'IfNotPresent']);
+  });
+
+  it('reads numeric quantities and dropped defaults as the operator does', async () => {
+    const docs = await render({
+      args: [
+        '--set-json',
+        'sidecar.resources={"requests":{"cpu":0.25,"memory":null},"limits":{"cpu":2,"memory":"1Gi"}}',
+      ],
+    });
+    const { args } = operatorPod(docs);
+    assert.deepEqual(
+      ['cpu-request', 'memory-request', 'cpu-limit', 'memory-limit'].map((f) => flag(args, `agent-${f}`)),
+      ['0.25', '', '2', '1Gi'],
+    );
+    assert.deepEqual(operatorConfig(docs, deploymentEnv(docs, 'tollgate-system', '')).agentResources, {
+      requests: { cpu: '0.25' },
+      limits: { cpu: '2', memory: '1Gi' },
+    });
+  });
+
+  it('gives the injected sidecar what the values say, through the operator', () => {
+    const sample = {
+      metadata: {
+        name: 'orders-1',
+        namespace: 'shop',
+        labels: { app: 'orders' },
+        annotations: { 'tollgate.dev/inject': 'enabled' },
+      },
+      spec: { containers: [{ name: 'app', image: 'example/orders:1', ports: [{ containerPort: 8080 }] }] },
+    };
+    const secretUrl = 'redis://sidecar@redis.shop:6379/0';
+    const config = operatorConfig(custom, deploymentEnv(custom, 'security', secretUrl));
+    const options = injectorOptions(config, '0.1.0');
+    const result = injectSidecar(structuredClone(sample), {}, { ...options, nativeSidecars: true });
+    assert.ok(result.injected);
+    const pod = applyJsonPatch(sample, result.patch) as V1Pod;
+    const init = pod.spec?.initContainers ?? [];
+    const agent = init.find((c) => c.name === 'tollgate-agent');
+    const initContainer = init.find((c) => c.name === 'tollgate-init');
+    const values = parse(readFileSync(CUSTOM, 'utf8')) as {
+      images: { init: { pullPolicy: string } };
+      telemetry: { otlp: { endpoint: string; protocol: string } };
+      sidecar: { logLevel: string };
+    };
+    assert.equal(agent?.image, flag(operatorPod(custom).args, 'agent-image'));
+    assert.equal(agent?.imagePullPolicy, 'IfNotPresent');
+    assert.equal(initContainer?.image, 'registry.example.com:5000/mirror/tollgate-init:0.1.0');
+    assert.equal(initContainer?.imagePullPolicy, values.images.init.pullPolicy);
+    const args = agent?.args ?? [];
+    assert.equal(args[args.indexOf('--log-level') + 1], values.sidecar.logLevel);
+    assert.equal(args[args.indexOf('--redis-url') + 1], secretUrl);
+    assert.equal(
+      args[args.indexOf('--operator') + 1],
+      'tollgate-operator.security.svc:15010',
+      'the release namespace',
+    );
+    assert.deepEqual(agent?.resources, {
+      requests: { cpu: '50m', memory: '48Mi' },
+      limits: { memory: '128Mi' },
+    });
+    const env = Object.fromEntries((agent?.env ?? []).map((e) => [e.name, e.value]));
+    assert.equal(env.OTEL_EXPORTER_OTLP_ENDPOINT, values.telemetry.otlp.endpoint);
+    assert.equal(env.OTEL_EXPORTER_OTLP_PROTOCOL, values.telemetry.otlp.protocol);
+    assert.equal(env.OTEL_SERVICE_NAME, 'orders');
+
+    const plain = injectSidecar(
+      structuredClone(sample),
+      {},
+      {
+        ...injectorOptions(operatorConfig(defaults, deploymentEnv(defaults, 'tollgate-system', '')), '0.1.0'),
+        nativeSidecars: false,
+      },
+    );
+    assert.ok(plain.injected);
+    const defaultAgent = (applyJsonPatch(sample, plain.patch) as V1Pod).spec?.containers[0];
+    assert.equal(defaultAgent?.name, 'tollgate-agent');
+    assert.equal(defaultAgent?.imagePullPolicy, 'IfNotPresent');
+    assert.ok(!(defaultAgent?.args ?? []).includes('--redis-url'));
+    assert.ok(!(defaultAgent?.env ?? []).some((e) => e.name.startsWith('OTEL_')));
+    assert.deepEqual(defaultAgent?.resources, {
+      requests: { cpu: '100m', memory: '64Mi' },
+      limits: { cpu: '1', memory: '256Mi' },
+    });
+  });
+
+  it("defaults the operator's images to the chart's repository", () => {
+    const values = parse(readFileSync(join(chartDir, 'values.yaml'), 'utf8')) as {
+      images: Record<string, { repository: string }>;
+    };
+    for (const image of ['operator', 'agent', 'init'])
+      assert.equal(values.images[image]?.repository, DEFAULT_IMAGE_REPOSITORY, image);
   });
 
   for (const [what, args, message] of [
@@ -370,6 +572,22 @@ describe('Helm chart charts/tollgate', { skip }, () => {
       ['--set', 'sidecar.resources.limits.memory=lots'],
       /\/sidecar\/resources\/limits\/memory/,
     ],
+    [
+      'a sidecar resource the operator cannot set',
+      ['--set', 'sidecar.resources.requests.ephemeral-storage=1Gi'],
+      /\/sidecar\/resources\/requests': additional properties 'ephemeral-storage' not allowed/,
+    ],
+    [
+      'a zero sidecar quantity',
+      ['--set', 'sidecar.resources.requests.cpu=0m'],
+      /\/sidecar\/resources\/requests\/cpu/,
+    ],
+    [
+      'a negative sidecar quantity',
+      ['--set-json', 'sidecar.resources.limits.cpu=-1'],
+      /\/sidecar\/resources\/limits\/cpu/,
+    ],
+    ['a trust domain that is not a DNS name', ['--set', 'trustDomain=Prod_Example'], /\/trustDomain/],
     ['a bad native sidecar mode', ['--set', 'sidecar.nativeSidecars=sometimes'], /\/sidecar\/nativeSidecars/],
     ['a Redis URL of another scheme', ['--set', 'redis.url=http://redis:6379'], /\/redis\/url/],
     [

@@ -128,6 +128,7 @@ const CERT_MANAGER: Record<string, Validator> = {
           isCA: { type: 'boolean' },
           commonName: { type: 'string', minLength: 1, maxLength: 64 },
           dnsNames: { type: 'array', minItems: 1, items: str },
+          uris: { type: 'array', minItems: 1, items: str },
           duration,
           usages: {
             type: 'array',

@@ -23,6 +23,7 @@ import type { AddressInfo } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { discovery } from './discovery.ts';
 import { listPage } from './paging.ts';
+import { type RequestInfo, requestInfo } from './request-info.ts';
 import { isRecord, metaOf, type ResourceType } from './resources.ts';
 import { parseSelector, type Requirement } from './selector.ts';
 import { ApiError, badRequest, failure, invalid, type Obj, statusBody } from './status.ts';
@@ -44,8 +45,15 @@ export interface KubeTestServerOptions {
    * or a ServiceAccount token the server issued (for its own audience).
    */
   token?: string;
+  /**
+   * Called with the authorization attributes of every authenticated request
+   * (request-info.ts) and its bearer token (who asks), before it is served:
+   * what RBAC would be asked.
+   */
+  onRequest?: (info: RequestInfo, token: string | undefined) => void;
 }
 
+export type { RequestInfo } from './request-info.ts';
 export type { IssueTokenOptions } from './tokens.ts';
 
 interface Target {
@@ -85,12 +93,14 @@ export class KubeTestServer {
   readonly #writer: Writer;
   readonly #tokens: TokenAuthority;
   readonly #token: string | undefined;
+  readonly #onRequest: ((info: RequestInfo, token: string | undefined) => void) | undefined;
   #url = '';
 
   private constructor(options: KubeTestServerOptions, store: Store, tokens: TokenAuthority) {
     this.#store = store;
     this.#tokens = tokens;
     this.#token = options.token;
+    this.#onRequest = options.onRequest;
     this.#watches = new WatchHub(store, options.bookmarkIntervalMs ?? 60_000);
     this.#writer = new Writer(store, (type) => this.#watches.closeType(type));
     for (const name of INITIAL_NAMESPACES) {
@@ -214,6 +224,8 @@ export class KubeTestServer {
       this.#send(res, 401, statusBody('Failure', 401, 'Unauthorized', 'Unauthorized'));
       return;
     }
+    const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    this.#onRequest?.(requestInfo(req.method ?? 'GET', req.url ?? '/'), bearer);
     const url = new URL(req.url ?? '/', 'http://localhost');
     const segments = url.pathname.split('/').filter((s) => s !== '');
     const method = req.method ?? 'GET';

@@ -29,6 +29,15 @@ app.kubernetes.io/component: operator
 {{- end -}}
 {{- end }}
 
+{{/* A quantity value as the operator's flags take it: a string as it is, a number without exponent, nothing for null. */}}
+{{- define "tollgate.quantity" -}}
+{{- if kindIs "string" . -}}
+{{ . }}
+{{- else if not (kindIs "invalid" .) -}}
+{{ . | toJson }}
+{{- end -}}
+{{- end }}
+
 {{/* Whether cert-manager issues the certificates (checked against certificates.manage). */}}
 {{- define "tollgate.certManager" -}}
 {{- $cm := .Values.certificates.certManager -}}
