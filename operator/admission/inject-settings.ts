@@ -36,7 +36,13 @@ export interface SidecarResources {
 export interface AnnotationSettings {
   inboundPorts: number[] | null;
   excludeInboundPorts: number[];
-  excludeOutboundCidrs: string[];
+  /**
+   * Outbound CIDRs not captured; null: outbound is not captured at all (the
+   * default while the outbound listener routes plain HTTP only: capturing
+   * TLS, databases or DNS over TCP would break them). Setting the annotation,
+   * even to "", opts the pod into outbound capture.
+   */
+  excludeOutboundCidrs: string[] | null;
   cpu: string | null;
   memory: string | null;
   logLevel: LogLevel | null;
@@ -152,7 +158,7 @@ export function readAnnotations(
         : parsePortList(ANNOTATIONS.excludeInboundPorts, excludeInbound, warnings),
     excludeOutboundCidrs:
       excludeOutbound === undefined
-        ? []
+        ? null
         : parseCidrList(ANNOTATIONS.excludeOutboundCidrs, excludeOutbound, warnings),
     cpu: quantity(ANNOTATIONS.proxyCpu, annotations[ANNOTATIONS.proxyCpu], warnings),
     memory: quantity(ANNOTATIONS.proxyMemory, annotations[ANNOTATIONS.proxyMemory], warnings),

@@ -220,6 +220,7 @@ function patchOf(pod: V1Pod, options: InjectOptions, settings: AnnotationSetting
     native,
     otlp: options.otlp && { ...options.otlp, serviceName: agentServiceName(pod) },
     redisUrl: options.redisUrl,
+    outbound: settings.excludeOutboundCidrs !== null,
   });
   const init = initContainer({
     image: options.initImage ?? options.agentImage,

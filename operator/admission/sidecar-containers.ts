@@ -36,6 +36,9 @@ export interface AgentOtlp {
 }
 
 /** What the agent container is built from. */
+/** Every address: outbound capture off. */
+const NO_OUTBOUND_CAPTURE = '0.0.0.0/0,::/0';
+
 export interface AgentSpec {
   image: string;
   /** Unset: Kubernetes' default (`Always` for `:latest` or no tag, else `IfNotPresent`). */
@@ -51,6 +54,8 @@ export interface AgentSpec {
   otlp?: AgentOtlp | undefined;
   /** The agent's `--redis-url` (Global rate limits); unset: per-sidecar buckets. */
   redisUrl?: string | undefined;
+  /** Outbound capture is on: the agent listens for it (REDIRECT sends the app's connections to loopback). */
+  outbound?: boolean;
 }
 
 /** What the init container is built from. */
@@ -60,7 +65,8 @@ export interface InitSpec {
   imagePullPolicy?: PullPolicy | undefined;
   inboundPorts: readonly number[];
   excludeInboundPorts: readonly number[];
-  excludeOutboundCidrs: readonly string[];
+  /** null: outbound traffic is not captured (every CIDR excluded). */
+  excludeOutboundCidrs: readonly string[] | null;
 }
 
 const fieldEnv = (name: string, fieldPath: string) => ({ name, valueFrom: { fieldRef: { fieldPath } } });
@@ -110,6 +116,7 @@ export function agentContainer(spec: AgentSpec): V1Container {
       spec.logLevel,
       // The URL (and any password in it) is in the pod spec: docs/operator.md says how to keep it credential-free.
       ...(spec.redisUrl === undefined ? [] : ['--redis-url', spec.redisUrl]),
+      ...(spec.outbound ? ['--outbound', `127.0.0.1:${PORTS.outbound}`] : []),
     ],
     env: [
       fieldEnv('POD_NAME', 'metadata.name'),
@@ -149,7 +156,8 @@ export function initContainer(spec: InitSpec): V1Container {
   const args = ['init', '--inbound-ports', spec.inboundPorts.join(',')];
   if (spec.excludeInboundPorts.length > 0)
     args.push('--exclude-inbound-ports', spec.excludeInboundPorts.join(','));
-  if (spec.excludeOutboundCidrs.length > 0)
+  if (spec.excludeOutboundCidrs === null) args.push('--exclude-outbound-cidrs', NO_OUTBOUND_CAPTURE);
+  else if (spec.excludeOutboundCidrs.length > 0)
     args.push('--exclude-outbound-cidrs', spec.excludeOutboundCidrs.join(','));
   args.push(
     '--agent-uid',
