@@ -182,7 +182,8 @@ export class ConfigError extends Error {
   }
 }
 
-function parseHostPort(flag: string, text: string, problems: string[]): HostPort {
+/** `HOST:PORT` (IPv6 in brackets); a problem is added and a placeholder returned when it is not one. */
+export function parseHostPort(flag: string, text: string, problems: string[]): HostPort {
   const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):(\d{1,5})$/.exec(text);
   const port = Number(m?.[2]);
   if (!m?.[1] || !Number.isInteger(port) || port > 65535) {

@@ -7,8 +7,10 @@
  * chart's default repository), the version the CLI passes in. Every setting
  * of the injected sidecar is an `--agent-*` flag (`--init-*` for tollgate-init).
  */
+
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import { parseHostPort } from '../agent/config.ts';
 import { parseRedisTarget } from '../agent/pipeline/ratelimit/redis-client.ts';
 import { parseDuration } from '../policy/units.ts';
 import { OTLP_PROTOCOLS, type OtlpProtocol } from '../telemetry/otel/config.ts';
@@ -192,16 +194,6 @@ export function operatorHelp(): string {
   return lines.join('\n');
 }
 
-function hostPort(flag: string, text: string, problems: string[]): { host: string; port: number } {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):(\d{1,5})$/.exec(text);
-  const port = Number(m?.[2]);
-  if (!m?.[1] || !Number.isInteger(port) || port > 65535) {
-    problems.push(`--${flag}: expected HOST:PORT, got ${JSON.stringify(text)}`);
-    return { host: '127.0.0.1', port: 0 };
-  }
-  return { host: m[1].replace(/^\[|\]$/g, ''), port };
-}
-
 function duration(flag: string, text: string, problems: string[]): number {
   const ms = parseDuration(text);
   if (ms === null || ms <= 0) {
@@ -317,8 +309,8 @@ export function parseOperatorConfig(
   const agentPullPolicy = pullPolicy('agent-image-pull-policy', str('agent-image-pull-policy'), problems);
   const config: OperatorConfig = {
     kubeconfig: str('kubeconfig') || null,
-    grpcListen: hostPort('grpc-listen', str('grpc-listen'), problems),
-    healthListen: hostPort('health-listen', str('health-listen'), problems),
+    grpcListen: parseHostPort('grpc-listen', str('grpc-listen'), problems),
+    healthListen: parseHostPort('health-listen', str('health-listen'), problems),
     servingSecret: { namespace: secret?.[1] ?? '', name: secret?.[2] ?? '' },
     namespace: str('namespace') || env.POD_NAMESPACE || 'tollgate-system',
     leaseName: str('lease-name'),
@@ -327,7 +319,7 @@ export function parseOperatorConfig(
     renewDeadlineMs: duration('renew-deadline', str('renew-deadline'), problems),
     retryPeriodMs: duration('retry-period', str('retry-period'), problems),
     logLevel: logLevel as OperatorConfig['logLevel'],
-    webhookListen: hostPort('webhook-listen', str('webhook-listen'), problems),
+    webhookListen: parseHostPort('webhook-listen', str('webhook-listen'), problems),
     agentImage: str('agent-image') || defaultImage,
     agentImagePullPolicy: agentPullPolicy,
     initImage: str('init-image') || str('agent-image') || defaultImage,
