@@ -55,8 +55,14 @@ function hostOf(target: string): string {
   return (i < 0 ? target : target.slice(0, i)).replace(/^\[|\]$/g, '');
 }
 
-/** One Sign call; rejects with the gRPC ServiceError (its `code` says why). */
-export function callSign(options: SignCallOptions, request: SignRequest): Promise<SignResponse> {
+/** One Sign call; rejects with the gRPC ServiceError (its `code` says why), CANCELLED when `signal` aborts. */
+export function callSign(
+  options: SignCallOptions,
+  request: SignRequest,
+  signal?: AbortSignal,
+): Promise<SignResponse> {
+  // Not even a connection once stopped: a pending TLS connect would outlive a cancelled call.
+  if (signal?.aborted) return Promise.reject(new Error('stopped'));
   clientClass ??= makeGenericClientConstructor(identityServiceDefinition(), 'IdentityService');
   const host = hostOf(options.target);
   const name = options.serverName ?? host;
@@ -70,17 +76,21 @@ export function callSign(options: SignCallOptions, request: SignRequest): Promis
       req: SignRequest,
       opts: { deadline: Date },
       cb: (e: ServiceError | null, res?: SignResponse) => void,
-    ): void;
+    ): { cancel(): void };
   };
   return new Promise<SignResponse>((resolve, reject) => {
-    stub.Sign(
+    const cancel = () => call.cancel();
+    const call = stub.Sign(
       request,
       { deadline: new Date(Date.now() + (options.deadlineMs ?? 10_000)) },
       (error, response) => {
+        signal?.removeEventListener('abort', cancel);
         client.close();
         if (error || !response) reject(error ?? new Error('empty Sign response'));
         else resolve(response);
       },
     );
+    if (signal?.aborted) cancel();
+    else signal?.addEventListener('abort', cancel, { once: true });
   });
 }

@@ -29,8 +29,11 @@ export function peerOf(socket: object): PeerCertificate | null {
 }
 
 export interface DetectOptions {
-  /** The secure context in force (read per connection, so a reload applies to new ones). */
-  context: () => SecureContext;
+  /**
+   * The secure context in force (read per connection, so a reload applies to
+   * new ones); null while there is none (TLS connections are refused).
+   */
+  context: () => SecureContext | null;
   /** The trust anchors in force. */
   anchors: () => readonly X509Certificate[];
   /** Time to complete the TLS handshake, and to send a first byte. Default 10 s. */
@@ -91,9 +94,15 @@ function replay(socket: Socket): Duplex {
 
 function acceptTls(http: HttpServer, socket: Socket, options: DetectOptions, timeout: number): void {
   const remote = socket.remoteAddress;
+  const secureContext = options.context();
+  if (secureContext === null) {
+    options.onRefused?.('no certificate to present yet', remote);
+    socket.destroy();
+    return;
+  }
   const tls = new TLSSocket(replay(socket), {
     isServer: true,
-    secureContext: options.context(),
+    secureContext,
     requestCert: true,
     rejectUnauthorized: true,
     ALPNProtocols: ['http/1.1'],
