@@ -89,6 +89,9 @@ function replay(socket: Socket): Duplex {
   });
   socket.on('end', () => duplex.push(null));
   socket.on('close', () => duplex.destroy());
+  // e.g. a write after the client's FIN (a client that ends right after the handshake):
+  // the TLS socket above sees it; unhandled here it would take the process down.
+  socket.on('error', (error) => duplex.destroy(error));
   return duplex;
 }
 
@@ -117,8 +120,14 @@ function acceptTls(http: HttpServer, socket: Socket, options: DetectOptions, tim
   ] as const) {
     Object.defineProperty(tls, name, { value, configurable: true });
   }
+  let secured = false;
   const refuse = (reason: string) => {
     clearTimeout(timer);
+    // Once accepted, an error is the connection's end, not a refusal.
+    if (secured) {
+      tls.destroy();
+      return;
+    }
     options.onRefused?.(reason, remote);
     tls.destroy();
   };
@@ -145,6 +154,7 @@ function acceptTls(http: HttpServer, socket: Socket, options: DetectOptions, tim
     }
     const peer: PeerCertificate = { id, hash: createHash('sha256').update(cert.raw).digest('hex') };
     (tls as unknown as { [PEER]: PeerCertificate })[PEER] = peer;
+    secured = true;
     http.emit('connection', tls);
   });
 }
