@@ -250,6 +250,12 @@ export class Agent {
     const identity = await this.#identityProvider();
     if (!identity) return http;
     this.#identity = identity;
+    this.metrics.gauge(
+      'tollgate_mtls_certificate_expiry_timestamp_seconds',
+      {},
+      () => (identity.current ? identity.current.notAfter.getTime() / 1000 : Number.NaN),
+      'Expiry of the certificate the inbound port presents (NaN: none yet)',
+    );
     const logger = this.#deps.logger;
     this.#listener = detectingServer(http, {
       context: () => identity.current?.context ?? null,

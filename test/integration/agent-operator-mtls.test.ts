@@ -197,6 +197,13 @@ describe('tollgate agent --operator with operator-issued mTLS', () => {
     assert.doesNotMatch(agent.output(), /PRIVATE KEY/);
   });
 
+  test('the expiry of the certificate in force is a metric', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${agent.admin}/metrics`)).text();
+    const m = /^tollgate_mtls_certificate_expiry_timestamp_seconds (\S+)$/m.exec(text);
+    const expiry = Number(m?.[1]) * 1000;
+    assert.ok(expiry > Date.now() && expiry <= Date.now() + TTL_MS, text.slice(0, 200));
+  });
+
   test('Strict: plaintext is refused (403)', async () => {
     assert.equal((await send(agent.port, '/v1/open')).status, 403);
   });
