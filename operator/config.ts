@@ -270,7 +270,7 @@ function trustDomain(text: string, problems: string[]): string {
 function workloadTtl(text: string, problems: string[]): number {
   const ms = parseDuration(text);
   if (ms === null || ms < 10_000 || ms > 365 * 86_400_000) {
-    problems.push(`--workload-cert-ttl: expected a duration from 10s to 365d, got ${JSON.stringify(text)}`);
+    problems.push(`--workload-cert-ttl: expected a duration from 10s to 8760h, got ${JSON.stringify(text)}`);
     return 86_400_000;
   }
   return ms;
