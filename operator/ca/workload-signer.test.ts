@@ -73,6 +73,25 @@ describe('WorkloadSigner', async () => {
     assert.equal(new WorkloadSigner({ trustDomain: 't', ca: () => signingCa }).ttlMs, 86_400_000);
   });
 
+  test('a tls.crt holding the CA and more certificates: the first one signs; the bundle is the Secret roots', async () => {
+    const root = await createCa({ commonName: 'root', now: NOW });
+    const intermediate = await createCa({ commonName: 'intermediate', now: NOW });
+    // As cert-manager writes an intermediate's tls.crt: the CA first, then what it chains to.
+    const chained: SigningCa = {
+      cert: `${intermediate.cert}\n${root.cert}`,
+      key: intermediate.key,
+      trustBundle: root.cert,
+    };
+    const out = await new WorkloadSigner({
+      trustDomain: 'cluster.local',
+      ca: () => chained,
+      now: () => NOW,
+    }).sign(await csrFor(P256), subject);
+    const leaf = new X509Certificate(out.certChain[0] as string);
+    assert.ok(leaf.checkIssued(new X509Certificate(intermediate.cert)));
+    assert.equal(out.trustBundle, root.cert);
+  });
+
   test('RSA 2048 is accepted', async () => {
     const rsa = {
       name: 'RSASSA-PKCS1-v1_5',

@@ -144,7 +144,10 @@ export class WorkloadSigner {
     const ca = this.#o.ca();
     if (!ca) throw new WorkloadSignError('ERR_SIGN_NO_CA', 'no signing CA is known yet');
     const csr = await checkedRequest(csrPem);
-    const caCertificate = new X509Certificate(ca.cert);
+    // tls.crt may hold the CA's own chain (an intermediate): the first block is the CA.
+    const caPem =
+      /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(ca.cert)?.[0] ?? ca.cert;
+    const caCertificate = new X509Certificate(caPem);
     const key = await signingKey(ca);
     const ecdsa = key.algorithm.name === 'ECDSA';
     const now = (this.#o.now ?? Date.now)();
