@@ -11,7 +11,7 @@ import { RateLimiter } from '../policy/ratelimit/rate-limiter.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import type { AgentConfig } from './config.ts';
 import { PolicyError, RESCUE } from './errors.ts';
-import { TlsIdentity } from './identity/tls-identity.ts';
+import { type IdentityProvider, TlsIdentity } from './identity/tls-identity.ts';
 import { Inventory } from './inventory/inventory.ts';
 import { callerKey, InventoryTracker } from './inventory/request-tracker.ts';
 import { OutboundProxy } from './outbound/outbound-proxy.ts';
@@ -92,7 +92,7 @@ export class Agent {
   #outbound: OutboundProxy | undefined;
   /** With mTLS: the listener that tells TLS from plaintext, and the identity it presents. */
   #listener: NetServer | undefined;
-  #identity: TlsIdentity | undefined;
+  #identity: IdentityProvider | undefined;
 
   constructor(config: AgentConfig, deps: AgentDeps) {
     this.#config = config;
@@ -221,7 +221,11 @@ export class Agent {
       onUpgrade: (req, socket, head) => this.#handleUpgrade(req, socket as Socket, head),
     });
     const admin = await listen(this.#admin, this.#config.admin.host, this.#config.admin.port);
-    const inbound = await listen(this.#inboundListener(), this.#config.listen.host, this.#config.listen.port);
+    const inbound = await listen(
+      await this.#inboundListener(),
+      this.#config.listen.host,
+      this.#config.listen.port,
+    );
     let outbound: AddressInfo | null = null;
     if (this.#config.outbound) {
       this.#outbound = new OutboundProxy({
@@ -236,31 +240,26 @@ export class Agent {
   }
 
   /**
-   * The inbound port's listener: the HTTP server itself, or with mTLS files a
-   * listener that detects TLS per connection (one port for both) and presents
-   * the identity in force (reloaded when its files change).
+   * The inbound port's listener: the HTTP server itself, or with an identity
+   * (certificate files, or the operator's certificates) a listener that
+   * detects TLS per connection (one port for both) and presents the identity
+   * in force, read per connection so a renewal reaches new connections only.
    */
-  #inboundListener(): Server | NetServer {
+  async #inboundListener(): Promise<Server | NetServer> {
     const http = this.#inbound as Server;
-    const files = this.#config.tls;
-    if (!files) return http;
-    const logger = this.#deps.logger;
-    const identity = new TlsIdentity({
-      files,
-      onReload: (id) =>
-        logger.info({ spiffeId: id.spiffeId, notAfter: id.notAfter.toISOString() }, 'tls identity reloaded'),
-      onReject: (e) =>
-        logger.error({ error: e.message }, 'tls identity files rejected, keeping the one in force'),
-    });
-    identity.watch();
+    const identity = await this.#identityProvider();
+    if (!identity) return http;
     this.#identity = identity;
-    logger.info(
-      { spiffeId: identity.current.spiffeId, notAfter: identity.current.notAfter.toISOString() },
-      'tls identity loaded',
+    this.metrics.gauge(
+      'tollgate_mtls_certificate_expiry_timestamp_seconds',
+      {},
+      () => (identity.current ? identity.current.notAfter.getTime() / 1000 : Number.NaN),
+      'Expiry of the certificate the inbound port presents (NaN: none yet)',
     );
+    const logger = this.#deps.logger;
     this.#listener = detectingServer(http, {
-      context: () => identity.current.context,
-      anchors: () => identity.current.anchors,
+      context: () => identity.current?.context ?? null,
+      anchors: () => identity.current?.anchors ?? [],
       onRefused: (reason, remote) => {
         this.metrics.inc(
           'tollgate_mtls_refused_total',
@@ -272,6 +271,45 @@ export class Agent {
       },
     });
     return this.#listener;
+  }
+
+  /** The identity from files, from the operator (loaded only then), or none. */
+  async #identityProvider(): Promise<IdentityProvider | null> {
+    const logger = this.#deps.logger;
+    const files = this.#config.tls;
+    if (files) {
+      const identity = new TlsIdentity({
+        files,
+        onReload: (id) =>
+          logger.info(
+            { spiffeId: id.spiffeId, notAfter: id.notAfter.toISOString() },
+            'tls identity reloaded',
+          ),
+        onReject: (e) =>
+          logger.error({ error: e.message }, 'tls identity files rejected, keeping the one in force'),
+      });
+      identity.watch();
+      logger.info(
+        { spiffeId: identity.current.spiffeId, notAfter: identity.current.notAfter.toISOString() },
+        'tls identity loaded',
+      );
+      return identity;
+    }
+    const op = this.#config.operator;
+    if (!op?.mtls) return null;
+    const { OperatorIdentity } = await import('./identity/operator-identity.ts');
+    const identity = new OperatorIdentity({
+      target: op.target,
+      caFile: op.caFile,
+      serverName: op.serverName,
+      tokenFile: op.tokenFile,
+      podName: op.podName,
+      podNamespace: op.podNamespace,
+      logger,
+      backoff: { minMs: op.backoffMs.min, maxMs: op.backoffMs.max },
+    });
+    identity.start();
+    return identity;
   }
 
   /** Graceful stop: no new connections, in-flight requests finish (up to timeoutMs). */

@@ -289,6 +289,7 @@ describe('parseAgentConfig: operator mode', () => {
       podNamespace: 'shop',
       stateDir: null,
       backoffMs: { min: 500, max: 30_000 },
+      mtls: true,
     });
     assert.equal(c.policyPath, '');
     assert.ok(Object.isFrozen(c.operator));
@@ -320,12 +321,26 @@ describe('parseAgentConfig: operator mode', () => {
       podNamespace: 'ns1',
       stateDir: '/var/lib/tollgate',
       backoffMs: { min: 20, max: 400 },
+      mtls: true,
     });
   });
 
   test('an IPv6 operator address: the server name is the bare address', () => {
     const args = [...OPERATOR.slice(2), '--operator', '[::1]:15010'];
     assert.equal(parseOp(args).operator?.serverName, '::1');
+  });
+
+  test('--mtls: on by default, off when asked or when certificate files give the identity', () => {
+    assert.equal(parseOp(OPERATOR).operator?.mtls, true);
+    assert.equal(parseOp([...OPERATOR, '--mtls', 'off']).operator?.mtls, false);
+    const files = ['--tls-cert', 'c', '--tls-key', 'k', '--trust-bundle', 'b'];
+    const c = parseOp([...OPERATOR, ...files]);
+    assert.equal(c.operator?.mtls, false);
+    assert.deepEqual(c.tls, { cert: 'c', key: 'k', trustBundle: 'b' });
+    assert.deepEqual(problemsOp([...OPERATOR, ...files, '--mtls', 'on']), [
+      '--mtls on and --tls-cert/--tls-key/--trust-bundle exclude each other (one identity)',
+    ]);
+    assert.deepEqual(problemsOp([...OPERATOR, '--mtls', 'yes']), ['--mtls: on | off, got "yes"']);
   });
 
   test('standalone: no operator config, POD_NAME ignored', () => {
@@ -369,9 +384,16 @@ describe('parseAgentConfig: operator mode', () => {
         '/t',
         '--operator-ca',
         '/ca',
+        '--mtls',
+        'on',
       ],
       POD,
-      ['--operator-ca needs --operator', '--token-file needs --operator', '--state-dir needs --operator'],
+      [
+        '--operator-ca needs --operator',
+        '--token-file needs --operator',
+        '--state-dir needs --operator',
+        '--mtls needs --operator',
+      ],
     ],
     [
       'empty values',
@@ -439,6 +461,7 @@ describe('agentHelp', () => {
       'listen',
       'log-level',
       'log-subject',
+      'mtls',
       'operator',
       'operator-backoff-ms',
       'operator-ca',

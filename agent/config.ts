@@ -50,6 +50,11 @@ export interface OperatorConfig {
   stateDir: string | null;
   /** Reconnect backoff ceilings (ms): the first, and the largest. */
   backoffMs: Readonly<{ min: number; max: number }>;
+  /**
+   * mTLS on the inbound port with a certificate the operator signs (`--mtls
+   * on`, the default unless certificate files are given); false: none from it.
+   */
+  mtls: boolean;
 }
 
 interface FlagSpec {
@@ -105,6 +110,11 @@ export const AGENT_FLAGS: Readonly<Record<string, FlagSpec>> = {
     arg: 'MIN,MAX',
     default: '500,30000',
     description: 'reconnect backoff: first and largest ceiling in ms (full jitter)',
+  },
+  mtls: {
+    type: 'string',
+    description:
+      'on | off: operator mode, mTLS on the inbound port with a certificate the operator signs (default on; off with --tls-cert)',
   },
   upstream: {
     type: 'string',
@@ -264,6 +274,7 @@ const OPERATOR_ONLY = [
   'token-file',
   'state-dir',
   'operator-backoff-ms',
+  'mtls',
 ];
 
 function parseOperator(
@@ -295,6 +306,11 @@ function parseOperator(
   if (stateDir === '') problems.push('--state-dir: a folder is required');
   const serverName = str('operator-server-name');
   if (serverName === '') problems.push('--operator-server-name: a name is required');
+  const files = given.has('tls-cert') || given.has('tls-key') || given.has('trust-bundle');
+  const mtls = str('mtls') ?? (files ? 'off' : 'on');
+  if (!['on', 'off'].includes(mtls)) problems.push(`--mtls: on | off, got ${JSON.stringify(mtls)}`);
+  if (mtls === 'on' && files)
+    problems.push('--mtls on and --tls-cert/--tls-key/--trust-bundle exclude each other (one identity)');
   return {
     target,
     caFile: caFile ?? '',
@@ -304,6 +320,7 @@ function parseOperator(
     podNamespace: fromEnv('pod-namespace'),
     stateDir: stateDir || null,
     backoffMs: Object.freeze(parseBackoff(str('operator-backoff-ms') ?? '', problems)),
+    mtls: mtls === 'on',
   };
 }
 

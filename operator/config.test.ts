@@ -155,6 +155,17 @@ describe('operator config: admission flags', () => {
       assert.equal(problems([`--trust-domain=${bad}`]).length, 1, bad);
   });
 
+  test('--workload-cert-ttl: 24h by default, from 10s to 8760h', () => {
+    assert.equal(parseOperatorConfig([], {})?.workloadCertTtlMs, 86_400_000);
+    assert.equal(parseOperatorConfig(['--workload-cert-ttl=30s'], {})?.workloadCertTtlMs, 30_000);
+    for (const bad of ['5s', '9000h', 'a day', ''])
+      assert.deepEqual(
+        problems([`--workload-cert-ttl=${bad}`]),
+        [`--workload-cert-ttl: expected a duration from 10s to 8760h, got ${JSON.stringify(bad)}`],
+        bad,
+      );
+  });
+
   test('a bad Redis URL is refused without quoting it (it may hold a password)', () => {
     for (const url of [
       'http://user:s3cret@redis:6379',

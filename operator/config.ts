@@ -56,6 +56,8 @@ export interface OperatorConfig {
   manageCertificates: boolean;
   /** SPIFFE trust domain: the CA's URI SAN `spiffe://<trustDomain>` (workload identities will be under it). */
   trustDomain: string;
+  /** Lifetime of workload certificates signed for sidecars (IdentityService.Sign). */
+  workloadCertTtlMs: number;
   /** Resources of injected agents unless a pod annotates its own. */
   agentResources: SidecarResources;
   /** Log level of injected agents unless a pod annotates its own. */
@@ -128,6 +130,11 @@ export const OPERATOR_FLAGS: Readonly<Record<string, FlagSpec>> = {
     type: 'string',
     default: 'cluster.local',
     description: 'SPIFFE trust domain (a DNS name): the CA certificate carries spiffe://TRUST_DOMAIN',
+  },
+  'workload-cert-ttl': {
+    type: 'string',
+    default: '24h',
+    description: 'lifetime of the workload certificates signed for sidecars (they renew at half-life)',
   },
   'native-sidecars': {
     type: 'string',
@@ -251,6 +258,16 @@ function trustDomain(text: string, problems: string[]): string {
   return text;
 }
 
+/** At least 10 s (agents renew at half-life), at most a year. */
+function workloadTtl(text: string, problems: string[]): number {
+  const ms = parseDuration(text);
+  if (ms === null || ms < 10_000 || ms > 365 * 86_400_000) {
+    problems.push(`--workload-cert-ttl: expected a duration from 10s to 8760h, got ${JSON.stringify(text)}`);
+    return 86_400_000;
+  }
+  return ms;
+}
+
 function otlp(str: (k: string) => string, problems: string[]): OperatorConfig['agentOtlp'] {
   const endpoint = str('agent-otlp-endpoint');
   const protocol = choice('agent-otlp-protocol', str('agent-otlp-protocol'), OTLP_PROTOCOLS, problems);
@@ -331,6 +348,7 @@ export function parseOperatorConfig(
     manageCertificates:
       choice('manage-certificates', str('manage-certificates'), ['true', 'false'], problems) === 'true',
     trustDomain: trustDomain(str('trust-domain'), problems),
+    workloadCertTtlMs: workloadTtl(str('workload-cert-ttl'), problems),
     agentResources: resources(str, problems),
     agentLogLevel: choice('agent-log-level', str('agent-log-level'), LOG_LEVELS, problems),
     agentOtlp: otlp(str, problems),

@@ -5,6 +5,7 @@
  * recorded on their Pods so the leader sees every replica's sidecars.
  * Informer callbacks only update the index and enqueue, never do I/O.
  */
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import {
   AuthenticationV1Api,
   CoreV1Api,
@@ -15,11 +16,13 @@ import {
   setHeaderOptions,
 } from '@kubernetes/client-node';
 import type { PolicyBundle } from '../policy/compile/bundle.ts';
+import type { SignRequest } from '../proto/identity-service.ts';
 import type { Hello } from '../proto/policy-service.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { OperatorMetrics, publishOperatorEvent } from '../telemetry/operator-metrics.ts';
 import { AdmissionController } from './admission/admission-controller.ts';
 import { injectorOptions } from './admission/injector-options.ts';
+import { WorkloadSignError, WorkloadSigner } from './ca/workload-signer.ts';
 import type { OperatorConfig } from './config.ts';
 import { HealthServer } from './health-server.ts';
 import { type PodInfo, PolicyIndex, podInfo } from './index/policy-index.ts';
@@ -30,7 +33,7 @@ import type { KubeLogger } from './kube/log.ts';
 import { shareDispatchers } from './kube/shared-dispatcher.ts';
 import { patchStatus } from './kube/status-patcher.ts';
 import { AckRecorder } from './push/ack-recorder.ts';
-import { PolicyServer } from './push/policy-server.ts';
+import { PolicyServer, type SignOutcome } from './push/policy-server.ts';
 import { PushQueue } from './push/push-queue.ts';
 import { SessionRegistry, type SidecarSession } from './push/sessions.ts';
 import { authenticateHello, type TokenReviewResult } from './push/sidecar-auth.ts';
@@ -69,6 +72,7 @@ export interface OperatorOptions {
         | 'nativeSidecars'
         | 'manageCertificates'
         | 'trustDomain'
+        | 'workloadCertTtlMs'
         | 'agentResources'
         | 'agentLogLevel'
         | 'agentOtlp'
@@ -107,6 +111,7 @@ export class Operator {
   readonly #acks: AckRecorder;
   readonly #events: EventRecorder;
   readonly #admission: AdmissionController;
+  readonly #signer: WorkloadSigner;
   #informers: ResilientInformer<KubernetesObject>[] = [];
   #server: PolicyServer | undefined;
   #health: HealthServer | undefined;
@@ -165,6 +170,11 @@ export class Operator {
       flushMs: options.ackFlushMs ?? 100,
     });
     this.#admission = this.#admissionController();
+    this.#signer = new WorkloadSigner({
+      trustDomain: options.config.trustDomain ?? 'cluster.local',
+      ...(options.config.workloadCertTtlMs === undefined ? {} : { ttlMs: options.config.workloadCertTtlMs }),
+      ca: () => this.#admission.signingCa,
+    });
   }
 
   /** True once the informers synced and the policy stream serves. */
@@ -213,6 +223,7 @@ export class Operator {
         this.#markPod(s.namespace, s.pod);
       },
       onReport: (s, kind, json) => this.#report(s, kind, json),
+      sign: (request) => this.#sign(request),
       onConnect: (s) => {
         publishOperatorEvent({ type: 'sidecar', change: 'connected' });
         this.#markPod(s.namespace, s.pod);
@@ -291,7 +302,34 @@ export class Operator {
     });
   }
 
-  async #authenticate(hello: Hello) {
+  /** IdentityService.Sign: the pod authenticated as for a Hello, then its CSR signed for its service account. */
+  async #sign(request: SignRequest): Promise<SignOutcome> {
+    const who = { 'pod.namespace': request.podNamespace, 'pod.name': request.podName };
+    const auth = await this.#authenticate(request);
+    if (!auth.ok) {
+      this.#o.log.warn({ ...who, code: GrpcStatus[auth.code], reason: auth.message }, 'sign refused');
+      return auth;
+    }
+    try {
+      const signed = await this.#signer.sign(request.csr, {
+        namespace: auth.pod.namespace,
+        serviceAccount: auth.serviceAccount,
+      });
+      this.#o.log.info(
+        { ...who, spiffeId: signed.spiffeId, notAfter: signed.notAfter.toISOString() },
+        'workload certificate signed',
+      );
+      return { ok: true, certChain: signed.certChain, trustBundle: signed.trustBundle };
+    } catch (error) {
+      if (!(error instanceof WorkloadSignError)) throw error;
+      const code =
+        error.code === 'ERR_SIGN_CSR_INVALID' ? GrpcStatus.INVALID_ARGUMENT : GrpcStatus.UNAVAILABLE;
+      this.#o.log.warn({ ...who, code: GrpcStatus[code], reason: error.message }, 'sign refused');
+      return { ok: false, code, message: error.message };
+    }
+  }
+
+  async #authenticate(hello: Pick<Hello, 'podName' | 'podNamespace' | 'token'>) {
     return authenticateHello(
       hello,
       async (token, audiences): Promise<TokenReviewResult> => {

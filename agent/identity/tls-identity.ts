@@ -40,6 +40,16 @@ export interface LoadedIdentity {
   notAfter: Date;
 }
 
+/**
+ * What the inbound listener presents: the identity in force (read per
+ * connection), null while there is none yet (TLS connections are refused).
+ * Files (TlsIdentity) and the operator (OperatorIdentity) both provide one.
+ */
+export interface IdentityProvider {
+  readonly current: LoadedIdentity | null;
+  close(): void;
+}
+
 /** The single `spiffe://` URI SAN of a certificate, null when it has none or several. */
 export function spiffeIdOf(subjectAltName: string | undefined): string | null {
   const uris = (subjectAltName ?? '')
@@ -98,36 +108,43 @@ export function loadTlsFiles(files: TlsFiles): LoadedIdentity {
   const cert = read('--tls-cert', files.cert);
   const key = read('--tls-key', files.key);
   const ca = read('--trust-bundle', files.trustBundle);
+  try {
+    return identityFromPem({ cert, key, trustBundle: ca });
+  } catch (e) {
+    const message = (e as Error).message;
+    if (message === 'not a PEM certificate')
+      throw new TlsIdentityError(`--tls-cert ${files.cert}: ${message}`);
+    if (message === 'no PEM certificate in the trust bundle')
+      throw new TlsIdentityError(`--trust-bundle ${files.trustBundle}: no PEM certificate in it`);
+    throw new TlsIdentityError(`--tls-cert/--tls-key: ${message}`);
+  }
+}
+
+/** The identity in PEM (certificate chain, leaf first; key; trust bundle); throws an Error saying what is wrong. */
+export function identityFromPem(pem: { cert: string; key: string; trustBundle: string }): LoadedIdentity {
   let leaf: X509Certificate;
   try {
-    leaf = new X509Certificate(cert);
+    leaf = new X509Certificate(pem.cert);
   } catch {
-    throw new TlsIdentityError(`--tls-cert ${files.cert}: not a PEM certificate`);
+    throw new Error('not a PEM certificate');
   }
-  const anchors = pemBlocks(ca).flatMap((pem) => {
+  const anchors = pemBlocks(pem.trustBundle).flatMap((block) => {
     try {
-      return [new X509Certificate(pem)];
+      return [new X509Certificate(block)];
     } catch {
       return [];
     }
   });
-  if (anchors.length === 0) {
-    throw new TlsIdentityError(`--trust-bundle ${files.trustBundle}: no PEM certificate in it`);
-  }
-  let context: SecureContext;
-  try {
-    context = createSecureContext({
-      cert,
-      key,
-      ca,
-      minVersion: 'TLSv1.2',
-      ciphers: `${TLS12_CIPHERS}:TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256`,
-      honorCipherOrder: true,
-    });
-  } catch (e) {
-    // e.g. "key values mismatch": the key is not the certificate's.
-    throw new TlsIdentityError(`--tls-cert/--tls-key: ${(e as Error).message}`);
-  }
+  if (anchors.length === 0) throw new Error('no PEM certificate in the trust bundle');
+  // e.g. "key values mismatch": the key is not the certificate's.
+  const context = createSecureContext({
+    cert: pem.cert,
+    key: pem.key,
+    ca: pem.trustBundle,
+    minVersion: 'TLSv1.2',
+    ciphers: `${TLS12_CIPHERS}:TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256`,
+    honorCipherOrder: true,
+  });
   return { context, anchors, spiffeId: spiffeIdOf(leaf.subjectAltName), notAfter: new Date(leaf.validTo) };
 }
 

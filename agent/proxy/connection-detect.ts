@@ -29,8 +29,11 @@ export function peerOf(socket: object): PeerCertificate | null {
 }
 
 export interface DetectOptions {
-  /** The secure context in force (read per connection, so a reload applies to new ones). */
-  context: () => SecureContext;
+  /**
+   * The secure context in force (read per connection, so a reload applies to
+   * new ones); null while there is none (TLS connections are refused).
+   */
+  context: () => SecureContext | null;
   /** The trust anchors in force. */
   anchors: () => readonly X509Certificate[];
   /** Time to complete the TLS handshake, and to send a first byte. Default 10 s. */
@@ -86,14 +89,23 @@ function replay(socket: Socket): Duplex {
   });
   socket.on('end', () => duplex.push(null));
   socket.on('close', () => duplex.destroy());
+  // e.g. a write after the client's FIN (a client that ends right after the handshake):
+  // the TLS socket above sees it; unhandled here it would take the process down.
+  socket.on('error', (error) => duplex.destroy(error));
   return duplex;
 }
 
 function acceptTls(http: HttpServer, socket: Socket, options: DetectOptions, timeout: number): void {
   const remote = socket.remoteAddress;
+  const secureContext = options.context();
+  if (secureContext === null) {
+    options.onRefused?.('no certificate to present yet', remote);
+    socket.destroy();
+    return;
+  }
   const tls = new TLSSocket(replay(socket), {
     isServer: true,
-    secureContext: options.context(),
+    secureContext,
     requestCert: true,
     rejectUnauthorized: true,
     ALPNProtocols: ['http/1.1'],
@@ -108,8 +120,14 @@ function acceptTls(http: HttpServer, socket: Socket, options: DetectOptions, tim
   ] as const) {
     Object.defineProperty(tls, name, { value, configurable: true });
   }
+  let secured = false;
   const refuse = (reason: string) => {
     clearTimeout(timer);
+    // Once accepted, an error is the connection's end, not a refusal.
+    if (secured) {
+      tls.destroy();
+      return;
+    }
     options.onRefused?.(reason, remote);
     tls.destroy();
   };
@@ -136,6 +154,7 @@ function acceptTls(http: HttpServer, socket: Socket, options: DetectOptions, tim
     }
     const peer: PeerCertificate = { id, hash: createHash('sha256').update(cert.raw).digest('hex') };
     (tls as unknown as { [PEER]: PeerCertificate })[PEER] = peer;
+    secured = true;
     http.emit('connection', tls);
   });
 }

@@ -9,6 +9,7 @@ import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { CaRootPublisher } from '../ca/ca-root-publisher.ts';
 import { CertificateManager } from '../ca/certificate-manager.ts';
 import type { ServingIdentity } from '../ca/serving-identity.ts';
+import type { SigningCa } from '../ca/workload-signer.ts';
 import type { KubeLogger } from '../kube/log.ts';
 import { statusOf } from '../kube/request-options.ts';
 import { admissionHandlers } from './admission-handlers.ts';
@@ -60,6 +61,11 @@ export class AdmissionController {
       ...(options.certificateCheckMs === undefined ? {} : { checkIntervalMs: options.certificateCheckMs }),
       ...(options.now === undefined ? {} : { now: options.now }),
     });
+  }
+
+  /** The CA that signs workload certificates, null while none is usable. */
+  get signingCa(): SigningCa | null {
+    return this.#certificates.signingCa;
   }
 
   /** The serving certificate, created first when managed and missing; kept current from now on. */

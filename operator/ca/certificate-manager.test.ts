@@ -99,7 +99,8 @@ describe('CertificateManager (managed)', () => {
 
   test('on an empty cluster: creates the CA and serving Secrets and patches every caBundle', async () => {
     const roots: (string | null)[] = [];
-    const identity = await manager({ onRoot: (r) => roots.push(r) }).start();
+    const m = manager({ onRoot: (r) => roots.push(r) });
+    const identity = await m.start();
     const caSecret = await secret('tollgate-ca');
     const serving = await secret('tollgate-operator-tls');
     assert.equal(caSecret.type, 'kubernetes.io/tls');
@@ -109,6 +110,15 @@ describe('CertificateManager (managed)', () => {
     assert.equal(text(serving, 'ca.crt'), ca);
     assert.deepEqual(identity.current, { cert: text(serving, 'tls.crt'), key: text(serving, 'tls.key') });
     assert.deepEqual(roots, [ca]);
+    assert.deepEqual(
+      m.signingCa,
+      {
+        cert: ca,
+        key: text(caSecret, 'tls.key'),
+        trustBundle: ca,
+      },
+      'the CA it made signs workload certificates',
+    );
 
     const caInfo = inspectCertificate(ca);
     const info = inspectCertificate(identity.current.cert);
@@ -270,5 +280,33 @@ describe('CertificateManager (cert-manager provides the Secret)', () => {
     assert.equal(identity.current.cert, pair.cert);
     assert.equal(m.root, issuer.cert);
     await assert.rejects(secret('tollgate-ca'), /404|not found/i);
+    assert.equal(m.signingCa, null, 'no CA Secret: nothing signs workload certificates');
+  });
+
+  test("cert-manager's CA Secret tollgate-ca signs workload certificates, read again at each check", async () => {
+    const issuer = await createTestCa({ commonName: 'cert-manager issuer' });
+    const pair = await issueCertificate(issuer, { dnsNames: NAMES, usages: 'server' });
+    const b64 = (s: string) => Buffer.from(s).toString('base64');
+    const tls = (name: string, data: Record<string, string>) =>
+      core.createNamespacedSecret({
+        namespace: NS,
+        body: { metadata: { name }, type: 'kubernetes.io/tls', data },
+      });
+    await tls('tollgate-operator-tls', { 'tls.crt': b64(pair.cert), 'tls.key': b64(pair.key) });
+    const m = manager({ manage: false });
+    await m.start();
+    assert.equal(m.signingCa, null);
+    // A leaf is no CA: not used.
+    await tls('tollgate-ca', { 'tls.crt': b64(pair.cert), 'tls.key': b64(pair.key) });
+    await m.check();
+    assert.equal(m.signingCa, null);
+    await core.deleteNamespacedSecret({ namespace: NS, name: 'tollgate-ca' });
+    await tls('tollgate-ca', {
+      'tls.crt': b64(issuer.cert),
+      'tls.key': b64(issuer.key),
+      'ca.crt': b64(issuer.cert),
+    });
+    await m.check();
+    assert.deepEqual(m.signingCa, { cert: issuer.cert, key: issuer.key, trustBundle: issuer.cert });
   });
 });

@@ -35,6 +35,7 @@ import {
 } from './certificates.ts';
 import { ServingIdentity } from './serving-identity.ts';
 import { webhookCaBundlePatch } from './webhook-ca-bundle.ts';
+import type { SigningCa } from './workload-signer.ts';
 
 export const CA_SECRET = 'tollgate-ca';
 export const OPERATOR_SERVICE = 'tollgate-operator';
@@ -90,6 +91,7 @@ export class CertificateManager {
   readonly #log: KubeLogger;
   #identity: ServingIdentity | undefined;
   #root: string | null | undefined;
+  #signing: SigningCa | null = null;
   #timer: NodeJS.Timeout | undefined;
   #checking: Promise<void> | undefined;
   #stopped = false;
@@ -112,6 +114,15 @@ export class CertificateManager {
   /** The CA agents trust (PEM), once known. */
   get root(): string | null {
     return this.#root ?? null;
+  }
+
+  /**
+   * The CA that signs workload certificates (Secret `tollgate-ca`: made here
+   * when managed, cert-manager's otherwise), re-read at every check; null
+   * while there is none usable.
+   */
+  get signingCa(): SigningCa | null {
+    return this.#signing;
   }
 
   /**
@@ -176,10 +187,26 @@ export class CertificateManager {
       const pair = secret && pairOf(secret);
       if (!pair)
         throw new Error(`Secret ${this.#o.namespace}/${this.#o.servingSecret} has no tls.crt and tls.key`);
+      this.#signing = await this.#readSigningCa();
       return { pair, root: unb64(secret.data?.['ca.crt']) ?? null };
     }
     const ca = await this.#ensureCa();
+    this.#signing = { ...ca, trustBundle: ca.cert };
     return { pair: await this.#ensureServing(ca), root: ca.cert };
+  }
+
+  /** The CA Secret cert-manager keeps, when it is there and usable; never throws. */
+  async #readSigningCa(): Promise<SigningCa | null> {
+    const name = this.#o.caSecret ?? CA_SECRET;
+    try {
+      const secret = await this.#read(name);
+      const pair = secret && pairOf(secret);
+      if (!secret || !pair || !inspectCertificate(pair.cert)?.isCa || !keyMatches(pair)) return null;
+      return { ...pair, trustBundle: unb64(secret.data?.['ca.crt']) || pair.cert };
+    } catch (error) {
+      this.#log.debug({ secret: name, ...errorFields(error) }, 'CA Secret not readable');
+      return null;
+    }
   }
 
   async #read(name: string): Promise<V1Secret | undefined> {

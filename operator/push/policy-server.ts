@@ -3,7 +3,9 @@
  * The first message must be a Hello; once it is authenticated the stream
  * becomes a session, is sent its workload's bundle and every later change
  * (through the push queue), and its ACKs and NACKs are recorded. A refused
- * Hello ends the stream with the status `authenticateHello` chose.
+ * Hello ends the stream with the status `authenticateHello` chose. With a
+ * `sign` handler the same server (same TLS) also serves
+ * `tollgate.v1.IdentityService.Sign`, the workload certificates.
  */
 import {
   experimental,
@@ -11,7 +13,14 @@ import {
   Server,
   ServerCredentials,
   type ServerDuplexStream,
+  type ServerUnaryCall,
+  type sendUnaryData,
 } from '@grpc/grpc-js';
+import {
+  identityServiceDefinition,
+  type SignRequest,
+  type SignResponse,
+} from '../../proto/identity-service.ts';
 import type { Hello, OperatorMessage, SidecarMessage } from '../../proto/policy-service.ts';
 import { policyServiceDefinition } from '../../proto/policy-service.ts';
 import type { PushQueue } from './push-queue.ts';
@@ -44,9 +53,14 @@ export interface PolicyServerOptions {
   onNack?: (session: SidecarSession, version: string, error: string) => void;
   /** A sidecar's Report (kind and JSON text, both unvalidated). */
   onReport?: (session: SidecarSession, kind: string, json: string) => void;
+  /** Signs a workload CSR (IdentityService.Sign); absent: the service is not served. */
+  sign?: (request: SignRequest) => Promise<SignOutcome>;
   onConnect?: (session: SidecarSession) => void;
   onDisconnect?: (session: SidecarSession) => void;
 }
+
+/** A signed certificate, or the status the call ends with. */
+export type SignOutcome = ({ ok: true } & SignResponse) | { ok: false; code: GrpcStatus; message: string };
 
 type Call = ServerDuplexStream<SidecarMessage, OperatorMessage>;
 
@@ -70,6 +84,21 @@ export class PolicyServer {
     this.#server.addService(policyServiceDefinition(), {
       Stream: (call: Call) => this.#stream(call),
     });
+    const sign = this.#options.sign;
+    if (sign) {
+      this.#server.addService(identityServiceDefinition(), {
+        Sign: (call: ServerUnaryCall<SignRequest, SignResponse>, callback: sendUnaryData<SignResponse>) => {
+          sign(call.request).then(
+            (out) =>
+              out.ok
+                ? callback(null, { certChain: out.certChain, trustBundle: out.trustBundle })
+                : callback({ code: out.code, details: out.message }),
+            (e: unknown) =>
+              callback({ code: GrpcStatus.INTERNAL, details: `sign failed: ${(e as Error).message}` }),
+          );
+        },
+      });
+    }
     const { tls } = this.#options;
     const credentials =
       'cert' in tls

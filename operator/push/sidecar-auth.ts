@@ -34,9 +34,9 @@ function refuse(code: GrpcStatus, message: string): HelloOutcome {
   return { ok: false, code, message };
 }
 
-/** Checks a Hello; never throws (a failing TokenReview is UNAVAILABLE, so the sidecar retries). */
+/** Checks a Hello (or a SignRequest: the same pod, namespace and token); never throws (a failing TokenReview is UNAVAILABLE, so the sidecar retries). */
 export async function authenticateHello(
-  hello: Hello,
+  hello: Pick<Hello, 'podName' | 'podNamespace' | 'token'>,
   review: TokenReviewer,
   findPod: PodLookup,
 ): Promise<HelloOutcome> {

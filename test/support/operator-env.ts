@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { createCa as createOperatorCa } from '../../operator/ca/certificates.ts';
 import { Operator } from '../../operator/operator.ts';
 import { kubeConfigFor } from '../kube/client.ts';
 import { KubeTestServer } from '../kube/server.ts';
@@ -59,8 +60,33 @@ export interface StartedOperator {
   healthPort: number;
 }
 
+/**
+ * Writes the workload CA Secret (`tollgate-ca`) as cert-manager would: a CA
+ * made by the operator's own code, for `trustDomain`. Returns its PEM pair.
+ */
+export async function createWorkloadCa(
+  env: OperatorEnv,
+  trustDomain = 'cluster.local',
+): Promise<{ cert: string; key: string }> {
+  const ca = await createOperatorCa({ commonName: 'tollgate-ca', now: Date.now(), trustDomain });
+  const b64 = (t: string) => Buffer.from(t).toString('base64');
+  await env.core.createNamespacedSecret({
+    namespace: SYSTEM_NS,
+    body: {
+      metadata: { name: 'tollgate-ca' },
+      type: 'kubernetes.io/tls',
+      data: { 'tls.crt': b64(ca.cert), 'tls.key': b64(ca.key), 'ca.crt': b64(ca.cert) },
+    },
+  });
+  return ca;
+}
+
 /** Starts an operator replica on the environment (short leases and debounces for tests). */
-export async function startOperator(env: OperatorEnv, identity = 'replica-1'): Promise<StartedOperator> {
+export async function startOperator(
+  env: OperatorEnv,
+  identity = 'replica-1',
+  extra: { workloadCertTtlMs?: number; trustDomain?: string } = {},
+): Promise<StartedOperator> {
   const log = new RecordingLogger();
   const operator = new Operator({
     kubeConfig: env.kc,
@@ -74,6 +100,7 @@ export async function startOperator(env: OperatorEnv, identity = 'replica-1'): P
       leaseDurationMs: 2000,
       renewDeadlineMs: 1500,
       retryPeriodMs: 200,
+      ...extra,
     },
     log,
     ackFlushMs: 20,
