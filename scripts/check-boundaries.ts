@@ -2,20 +2,25 @@
  * Enforces the module boundaries of docs style.md: policy/ is pure (no I/O, no
  * agent/operator imports), the agent never imports a Kubernetes client, the
  * shared telemetry/ imports neither the agent nor the operator, and only cli/
- * and config.ts files touch `process`.
+ * and config.ts files touch `process`. Product code (everything but tests)
+ * never imports test/ and never turns TLS verification off: the only places
+ * that may are tests, against servers they start themselves.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
 
-function* walk(dir: string): Generator<string> {
-  for (const name of readdirSync(dir)) {
+const isSource = (p: string): boolean => p.endsWith('.ts') && !p.endsWith('.test.ts');
+const isShipped = (p: string): boolean => !/\.test\.ts$|\.md$/.test(p);
+
+function* walk(dir: string, accept = isSource): Generator<string> {
+  for (const name of statSync(dir).isDirectory() ? readdirSync(dir) : ['']) {
     const p = join(dir, name);
     if (statSync(p).isDirectory()) {
       if (name === 'node_modules' || name === 'testdata') continue;
-      yield* walk(p);
-    } else if (p.endsWith('.ts') && !p.endsWith('.test.ts')) {
+      yield* walk(p, accept);
+    } else if (accept(p)) {
       yield p;
     }
   }
@@ -85,6 +90,23 @@ for (const dir of ['policy', 'agent', 'operator', 'telemetry']) {
     if (/\bprocess\.(env|exit|on|argv|stdout|stderr|kill)\b/.test(text)) {
       problems.push(`${relative(root, file)}: only cli/ and config.ts files may touch process`);
     }
+  }
+}
+const tlsOff =
+  /rejectUnauthorized\s*:\s*false|skipTLSVerify\s*:\s*true|insecure-skip-tls-verify|NODE_TLS_REJECT_UNAUTHORIZED/;
+for (const dir of ['policy', 'agent', 'operator', 'telemetry', 'cli', 'bin', 'charts', 'Dockerfile']) {
+  let files: string[] = [];
+  try {
+    files = [...walk(join(root, dir), isShipped)];
+  } catch {
+    continue;
+  }
+  for (const file of files) {
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(importRe)) {
+      if (/(^|\/)test\//.test(m[1] ?? '')) problems.push(`${relative(root, file)}: product code must not import ${m[1]}`);
+    }
+    if (tlsOff.test(text)) problems.push(`${relative(root, file)}: product code must not turn TLS verification off`);
   }
 }
 if (problems.length > 0) {
