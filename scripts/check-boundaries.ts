@@ -104,9 +104,11 @@ for (const dir of ['policy', 'agent', 'operator', 'telemetry', 'cli', 'bin', 'ch
   for (const file of files) {
     const text = readFileSync(file, 'utf8');
     for (const m of text.matchAll(importRe)) {
-      if (/(^|\/)test\//.test(m[1] ?? '')) problems.push(`${relative(root, file)}: product code must not import ${m[1]}`);
+      if (/(^|\/)test\//.test(m[1] ?? ''))
+        problems.push(`${relative(root, file)}: product code must not import ${m[1]}`);
     }
-    if (tlsOff.test(text)) problems.push(`${relative(root, file)}: product code must not turn TLS verification off`);
+    if (tlsOff.test(text))
+      problems.push(`${relative(root, file)}: product code must not turn TLS verification off`);
   }
 }
 if (problems.length > 0) {
