@@ -17,7 +17,7 @@ import {
 } from '@kubernetes/client-node';
 import type { PolicyBundle } from '../policy/compile/bundle.ts';
 import type { SignRequest } from '../proto/identity-service.ts';
-import type { Hello } from '../proto/policy-service.ts';
+import { type Hello, TRUST_BUNDLE_REPORT, type TrustBundle } from '../proto/policy-service.ts';
 import { Metrics } from '../telemetry/metrics.ts';
 import { OperatorMetrics, publishOperatorEvent } from '../telemetry/operator-metrics.ts';
 import { AdmissionController } from './admission/admission-controller.ts';
@@ -35,7 +35,7 @@ import { patchStatus } from './kube/status-patcher.ts';
 import { AckRecorder } from './push/ack-recorder.ts';
 import { PolicyServer, type SignOutcome } from './push/policy-server.ts';
 import { PushQueue } from './push/push-queue.ts';
-import { SessionRegistry, type SidecarSession } from './push/sessions.ts';
+import { pushTrustBundle, SessionRegistry, type SidecarSession } from './push/sessions.ts';
 import { authenticateHello, type TokenReviewResult } from './push/sidecar-auth.ts';
 import { type AckState, annotatedAck } from './status/policy-status.ts';
 import { StatusReconciler } from './status/status-reconciler.ts';
@@ -211,6 +211,7 @@ export class Operator {
       authenticate: (hello) => this.#authenticate(hello),
       sessions: this.sessions,
       queue: this.#queue,
+      trustBundle: () => this.#admission.trustBundle,
       log,
       onAck: (s, version) => {
         publishOperatorEvent({ type: 'ack', result: 'ack' });
@@ -299,7 +300,15 @@ export class Operator {
       namespaceLabels: (namespace) => this.index.namespaceLabels(namespace),
       log,
       ...(this.#o.certificateCheckMs === undefined ? {} : { certificateCheckMs: this.#o.certificateCheckMs }),
+      onTrustBundle: (bundle) => this.#pushTrustBundle(bundle),
     });
+  }
+
+  /** A new trust bundle goes to every sidecar this replica serves, at once (no debounce: it changes rarely). */
+  #pushTrustBundle(bundle: TrustBundle | null): void {
+    let sent = 0;
+    for (const session of this.sessions.all()) if (pushTrustBundle(session, bundle)) sent++;
+    if (sent > 0) this.#o.log.info({ version: bundle?.version, sidecars: sent }, 'trust bundle pushed');
   }
 
   /** IdentityService.Sign: the pod authenticated as for a Hello, then its CSR signed for its service account. */
@@ -361,6 +370,10 @@ export class Operator {
    */
   #report(session: SidecarSession, kind: string, json: string): void {
     const who = { 'pod.namespace': session.namespace, 'pod.name': session.pod, kind };
+    if (kind === TRUST_BUNDLE_REPORT && json.length <= MAX_REPORT) {
+      this.#trustReport(session, json);
+      return;
+    }
     if (kind !== 'client-blocked' || json.length > MAX_REPORT) {
       this.#o.log.debug(who, 'sidecar report ignored');
       return;
@@ -386,6 +399,40 @@ export class Operator {
       'Warning',
       'ClientBlocked',
       `protection blocked client ${text('key')} (${text('reason')}) until ${text('until')}; policy ${text('policy')}, mode ${text('mode')}`,
+    );
+  }
+
+  /**
+   * A sidecar's answer to a trust bundle: an accepted version is recorded on
+   * the session (`tollgate_operator_trust_bundle_sidecars`); a rejection is a
+   * warn log and a Warning Event `TrustBundleRejected` on the pod.
+   */
+  #trustReport(session: SidecarSession, json: string): void {
+    const who = { 'pod.namespace': session.namespace, 'pod.name': session.pod };
+    let report: { version?: unknown; result?: unknown; error?: unknown };
+    try {
+      report = JSON.parse(json) ?? {};
+    } catch {
+      this.#o.log.debug(who, 'sidecar report malformed');
+      return;
+    }
+    const version = typeof report.version === 'string' ? report.version.slice(0, 128) : '?';
+    if (report.result === 'accepted') {
+      session.trustVersion = version;
+      return;
+    }
+    const error = typeof report.error === 'string' ? report.error.slice(0, 512) : '?';
+    this.#o.log.warn({ ...who, version, error }, 'sidecar rejected trust bundle');
+    const pod = this.index.pod(session.namespace, session.pod);
+    void this.#events.record(
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { namespace: session.namespace, name: session.pod, ...(pod ? { uid: pod.uid } : {}) },
+      },
+      'Warning',
+      'TrustBundleRejected',
+      `the sidecar rejected trust bundle ${version}: ${error}`,
     );
   }
 
@@ -509,6 +556,23 @@ export class Operator {
       {},
       this.sessions.size,
       'Sidecar streams this replica serves.',
+    );
+    const byTrust = new Map<string, number>();
+    for (const s of this.sessions.all()) byTrust.set(s.trustVersion, (byTrust.get(s.trustVersion) ?? 0) + 1);
+    this.metrics.reset('tollgate_operator_trust_bundle_sidecars');
+    for (const [version, count] of byTrust)
+      this.metrics.set(
+        'tollgate_operator_trust_bundle_sidecars',
+        { version },
+        count,
+        'Sidecar streams of this replica by the trust bundle version they accepted ("" none yet).',
+      );
+    this.metrics.reset('tollgate_operator_trust_bundle_info');
+    this.metrics.set(
+      'tollgate_operator_trust_bundle_info',
+      { version: this.#admission.trustBundle?.version ?? '' },
+      1,
+      'The trust bundle this replica distributes.',
     );
     this.metrics.set(
       'tollgate_operator_leader',

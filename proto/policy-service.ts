@@ -4,6 +4,7 @@
  * message shapes both the agent and the operator use. Field names are the
  * proto's in camelCase; a message's `kind` names the oneof member that is set.
  */
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ServiceDefinition } from '@grpc/grpc-js';
@@ -49,7 +50,28 @@ export interface Bundle {
   version: string;
   json: string;
 }
-export type OperatorMessage = { kind: 'bundle'; bundle: Bundle };
+/** The mesh roots (PEM, one or more CA certificates); `version` is {@link trustBundleVersion} of `pem`. */
+export interface TrustBundle {
+  version: string;
+  pem: string;
+}
+export type OperatorMessage =
+  | { kind: 'bundle'; bundle: Bundle }
+  | { kind: 'trustBundle'; trustBundle: TrustBundle };
+
+/** The Report kind a sidecar answers a TrustBundle with (JSON {@link TrustBundleReport}). */
+export const TRUST_BUNDLE_REPORT = 'trust-bundle';
+export interface TrustBundleReport {
+  version: string;
+  result: 'accepted' | 'rejected';
+  /** Why it was rejected. */
+  error?: string;
+}
+
+/** The version of a trust bundle: `sha256:` and the hex SHA-256 of its PEM text exactly as sent. */
+export function trustBundleVersion(pem: string): string {
+  return `sha256:${createHash('sha256').update(pem).digest('hex')}`;
+}
 
 let definition: ServiceDefinition | undefined;
 

@@ -6,6 +6,7 @@
  * certificate. Every replica serves the webhooks.
  */
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { TrustBundle } from '../../proto/policy-service.ts';
 import { CaRootPublisher } from '../ca/ca-root-publisher.ts';
 import { CertificateManager } from '../ca/certificate-manager.ts';
 import type { ServingIdentity } from '../ca/serving-identity.ts';
@@ -36,6 +37,8 @@ export interface AdmissionControllerOptions {
   certificateCheckMs?: number;
   /** Default `Date.now`. */
   now?: () => number;
+  /** The workload trust bundle, at start and whenever it changes (null: no usable CA). */
+  onTrustBundle?: (bundle: TrustBundle | null) => void;
 }
 
 export class AdmissionController {
@@ -58,6 +61,7 @@ export class AdmissionController {
       ...(options.trustDomain === undefined ? {} : { trustDomain: options.trustDomain }),
       log: options.log,
       onRoot: (root) => this.#caRoot.setRoot(root),
+      ...(options.onTrustBundle === undefined ? {} : { onTrustBundle: options.onTrustBundle }),
       ...(options.certificateCheckMs === undefined ? {} : { checkIntervalMs: options.certificateCheckMs }),
       ...(options.now === undefined ? {} : { now: options.now }),
     });
@@ -66,6 +70,11 @@ export class AdmissionController {
   /** The CA that signs workload certificates, null while none is usable. */
   get signingCa(): SigningCa | null {
     return this.#certificates.signingCa;
+  }
+
+  /** The workload trust bundle sidecars verify peers against, null while no CA is usable. */
+  get trustBundle(): TrustBundle | null {
+    return this.#certificates.trustBundle;
   }
 
   /** The serving certificate, created first when managed and missing; kept current from now on. */

@@ -11,15 +11,19 @@ import {
   AdmissionregistrationV1Api,
   CoreV1Api,
   type KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
   type V1MutatingWebhookConfiguration,
   type V1Secret,
 } from '@kubernetes/client-node';
+import { trustBundleVersion } from '../../proto/policy-service.ts';
 import { kubeConfigFor } from '../../test/kube/client.ts';
 import { KubeTestServer } from '../../test/kube/server.ts';
 import { createCa as createTestCa, issueCertificate } from '../../test/support/certs.ts';
 import { RecordingLogger } from '../../test/support/recording-logger.ts';
 import { CertificateManager, type CertificateManagerOptions } from './certificate-manager.ts';
-import { inspectCertificate, signedBy } from './certificates.ts';
+import { createCa, inspectCertificate, signedBy } from './certificates.ts';
+import { pemBlocks } from './trust-bundle.ts';
 
 const NS = 'tollgate-system';
 const DAY = 86_400_000;
@@ -140,6 +144,73 @@ describe('CertificateManager (managed)', () => {
       [bundle, bundle, bundle],
     );
     assert.equal(validating.webhooks?.[0]?.failurePolicy, 'Fail', 'the rest of the webhook is kept');
+  });
+
+  test('root rotation, stage by stage: ca.crt old+new, then signing with the new root, then new only', async () => {
+    const bundles: (string | null)[] = [];
+    const roots: (string | null)[] = [];
+    const log = new RecordingLogger();
+    const m = manager({
+      log,
+      onTrustBundle: (b) => bundles.push(b?.pem ?? null),
+      onRoot: (r) => roots.push(r),
+    });
+    const identity = await m.start();
+    const caSecret = await secret('tollgate-ca');
+    const old = { cert: text(caSecret, 'tls.crt'), key: text(caSecret, 'tls.key') };
+    assert.deepEqual(bundles, [old.cert]);
+    assert.equal(m.trustBundle?.version, trustBundleVersion(old.cert));
+    const fresh = await createCa({
+      commonName: 'tollgate-ca-2',
+      now: Date.now(),
+      trustDomain: 'cluster.local',
+    });
+    const b64 = (t: string) => Buffer.from(t).toString('base64');
+    const patch = (data: Record<string, string>) =>
+      core.patchNamespacedSecret(
+        { namespace: NS, name: 'tollgate-ca', body: { data } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+    const caBundles = async () =>
+      (
+        (await admission.readMutatingWebhookConfiguration({ name: 'tollgate-sidecar-injector' })).webhooks ??
+        []
+      ).map((w) => Buffer.from(w.clientConfig.caBundle ?? '', 'base64').toString());
+
+    // Stage 1: both roots trusted; the old one still signs.
+    await patch({ 'ca.crt': b64(`${old.cert}\n${fresh.cert}`) });
+    await m.check();
+    const both = bundles.at(-1) ?? '';
+    assert.equal(pemBlocks(both).length, 2);
+    assert.equal(m.signingCa?.cert, old.cert);
+    assert.equal(m.signingCa?.trustBundle, both);
+    assert.equal(roots.at(-1), both, 'agents get both roots to verify the operator with');
+    assert.deepEqual(await caBundles(), [both, both], 'the webhooks trust both roots');
+    const servingBefore = identity.current.cert;
+    await m.check();
+    assert.equal(bundles.length, 2, 'an unchanged ca.crt is no change');
+
+    // Stage 2: the new root signs; the serving certificate is reissued by it.
+    await patch({ 'tls.crt': b64(fresh.cert), 'tls.key': b64(fresh.key) });
+    await m.check();
+    assert.equal(m.signingCa?.cert, fresh.cert);
+    assert.equal(m.trustBundle?.pem, both, 'still both roots');
+    assert.equal(bundles.length, 2);
+    assert.notEqual(identity.current.cert, servingBefore);
+    assert.ok(signedBy(identity.current.cert, fresh.cert), 'the serving certificate comes from the new root');
+
+    // Stage 3: the old root leaves.
+    await patch({ 'ca.crt': b64(fresh.cert) });
+    await m.check();
+    assert.equal(bundles.at(-1), fresh.cert);
+    assert.equal(roots.at(-1), fresh.cert);
+    assert.deepEqual(await caBundles(), [fresh.cert, fresh.cert]);
+
+    // A ca.crt that forgets the signing root never leaves the workloads without it.
+    await patch({ 'ca.crt': b64(old.cert) });
+    await m.check();
+    assert.equal(pemBlocks(m.trustBundle?.pem ?? '').length, 2);
+    assert.equal(log.messages('CA Secret ca.crt problems').length, 1);
   });
 
   test('a second replica reuses the CA and the serving certificate', async () => {

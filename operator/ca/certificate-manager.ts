@@ -13,6 +13,14 @@
  * domain>`) as its URI SAN; a CA found with another one is kept (a warning
  * says to delete the Secret to make a new one).
  *
+ * The trust bundle (every root workloads trust) is the CA Secret's `ca.crt`,
+ * which may hold several roots (old and new during a root rotation), never
+ * less than the signing CA ({@link buildTrustBundle}); re-read at every check
+ * and reported through `onTrustBundle` when its content changes. Managed, it
+ * is also the root published for agents to verify the operator (ConfigMap
+ * `tollgate-ca-root`) and the webhooks' `caBundle`, so a new root is trusted
+ * everywhere before it signs the serving certificate.
+ *
  * Replicas race safely: a create that finds the Secret already there (409)
  * and a replace that lost to another writer (409) re-read and use the winner.
  */
@@ -22,6 +30,7 @@ import {
   type KubeConfig,
   type V1Secret,
 } from '@kubernetes/client-node';
+import { type TrustBundle, trustBundleVersion } from '../../proto/policy-service.ts';
 import { errorFields, type KubeLogger, silentLogger } from '../kube/log.ts';
 import { statusOf } from '../kube/request-options.ts';
 import {
@@ -34,6 +43,7 @@ import {
   trustDomainId,
 } from './certificates.ts';
 import { ServingIdentity } from './serving-identity.ts';
+import { buildTrustBundle, pemBlocks } from './trust-bundle.ts';
 import { webhookCaBundlePatch } from './webhook-ca-bundle.ts';
 import type { SigningCa } from './workload-signer.ts';
 
@@ -72,6 +82,8 @@ export interface CertificateManagerOptions {
   log?: KubeLogger;
   /** Called with the CA agents must trust, at start and whenever it changes (null: unknown). */
   onRoot?: (caPem: string | null) => void;
+  /** Called with the workload trust bundle, at start and whenever its version changes (null: no CA). */
+  onTrustBundle?: (bundle: TrustBundle | null) => void;
 }
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
@@ -92,6 +104,8 @@ export class CertificateManager {
   #identity: ServingIdentity | undefined;
   #root: string | null | undefined;
   #signing: SigningCa | null = null;
+  #trust: TrustBundle | null = null;
+  #trustProblems = '';
   #timer: NodeJS.Timeout | undefined;
   #checking: Promise<void> | undefined;
   #stopped = false;
@@ -125,6 +139,11 @@ export class CertificateManager {
     return this.#signing;
   }
 
+  /** The workload trust bundle (the CA Secret's `ca.crt` and the signing CA), null while no CA is usable. */
+  get trustBundle(): TrustBundle | null {
+    return this.#trust;
+  }
+
   /**
    * Makes sure the serving certificate exists (creating the CA and it when
    * managed, throwing when it cannot) and schedules the periodic checks.
@@ -132,6 +151,7 @@ export class CertificateManager {
   async start(): Promise<ServingIdentity> {
     const { pair, root } = await this.#ensure();
     this.#identity = new ServingIdentity(pair);
+    this.#setTrust();
     this.#setRoot(root);
     if (this.#o.manage) await this.#syncWebhooks(root);
     this.#schedule();
@@ -168,11 +188,38 @@ export class CertificateManager {
       const { pair, root } = await this.#ensure();
       if (this.#identity?.update(pair))
         this.#log.info({ secret: this.#o.servingSecret }, 'serving certificate reloaded');
+      this.#setTrust();
       this.#setRoot(root);
       if (this.#o.manage) await this.#syncWebhooks(root);
     } catch (error) {
       this.#log.warn({ ...errorFields(error) }, 'certificate check failed');
     }
+  }
+
+  #setTrust(): void {
+    const version = this.#signing ? trustBundleVersion(this.#signing.trustBundle) : null;
+    if (version === (this.#trust?.version ?? null)) return;
+    this.#trust = this.#signing ? { version: version as string, pem: this.#signing.trustBundle } : null;
+    this.#log.info(
+      {
+        secret: this.#o.caSecret ?? CA_SECRET,
+        version,
+        roots: this.#trust ? pemBlocks(this.#trust.pem).length : 0,
+      },
+      'trust bundle changed',
+    );
+    this.#o.onTrustBundle?.(this.#trust);
+  }
+
+  /** The trust bundle of the CA Secret; problems with its ca.crt are logged once per distinct set. */
+  #trustBundleOf(name: string, secret: V1Secret, pair: PemPair): string {
+    const built = buildTrustBundle(unb64(secret.data?.['ca.crt']), pair.cert);
+    const problems = built.problems.join('; ');
+    if (problems !== this.#trustProblems) {
+      this.#trustProblems = problems;
+      if (problems) this.#log.warn({ secret: name, problems: built.problems }, 'CA Secret ca.crt problems');
+    }
+    return built.bundle.pem;
   }
 
   #setRoot(root: string | null): void {
@@ -191,8 +238,8 @@ export class CertificateManager {
       return { pair, root: unb64(secret.data?.['ca.crt']) ?? null };
     }
     const ca = await this.#ensureCa();
-    this.#signing = { ...ca, trustBundle: ca.cert };
-    return { pair: await this.#ensureServing(ca), root: ca.cert };
+    this.#signing = ca;
+    return { pair: await this.#ensureServing(ca), root: ca.trustBundle };
   }
 
   /** The CA Secret cert-manager keeps, when it is there and usable; never throws. */
@@ -202,7 +249,7 @@ export class CertificateManager {
       const secret = await this.#read(name);
       const pair = secret && pairOf(secret);
       if (!secret || !pair || !inspectCertificate(pair.cert)?.isCa || !keyMatches(pair)) return null;
-      return { ...pair, trustBundle: unb64(secret.data?.['ca.crt']) || pair.cert };
+      return { ...pair, trustBundle: this.#trustBundleOf(name, secret, pair) };
     } catch (error) {
       this.#log.debug({ secret: name, ...errorFields(error) }, 'CA Secret not readable');
       return null;
@@ -245,7 +292,7 @@ export class CertificateManager {
     };
   }
 
-  async #ensureCa(): Promise<PemPair> {
+  async #ensureCa(): Promise<SigningCa> {
     const name = this.#o.caSecret ?? CA_SECRET;
     const existing = await this.#read(name);
     if (existing) return this.#usableCa(name, existing);
@@ -257,14 +304,14 @@ export class CertificateManager {
     });
     if (await this.#create(name, ca, ca.cert)) {
       this.#log.info({ secret: name }, 'CA created');
-      return ca;
+      return { ...ca, trustBundle: buildTrustBundle(ca.cert, ca.cert).bundle.pem };
     }
     const winner = await this.#read(name);
     if (!winner) throw new Error(`Secret ${this.#o.namespace}/${name} vanished while being created`);
     return this.#usableCa(name, winner);
   }
 
-  #usableCa(name: string, secret: V1Secret): PemPair {
+  #usableCa(name: string, secret: V1Secret): SigningCa {
     const pair = pairOf(secret);
     const info = pair && inspectCertificate(pair.cert);
     let problem: string | undefined;
@@ -282,7 +329,7 @@ export class CertificateManager {
         'CA has another trust domain; delete the Secret to have a new CA made',
       );
     }
-    return pair;
+    return { ...pair, trustBundle: this.#trustBundleOf(name, secret, pair) };
   }
 
   get #trustDomain(): string {
@@ -302,7 +349,7 @@ export class CertificateManager {
     return now >= renewAt ? 'renewal due' : null;
   }
 
-  async #ensureServing(ca: PemPair): Promise<PemPair> {
+  async #ensureServing(ca: SigningCa): Promise<PemPair> {
     const name = this.#o.servingSecret;
     const secret = await this.#read(name);
     const current = secret ? pairOf(secret) : null;
@@ -314,8 +361,8 @@ export class CertificateManager {
       ...(this.#o.servingLifetimeMs === undefined ? {} : { lifetimeMs: this.#o.servingLifetimeMs }),
     });
     const written = secret
-      ? await this.#replace(name, pair, ca.cert, secret.metadata?.resourceVersion)
-      : await this.#create(name, pair, ca.cert);
+      ? await this.#replace(name, pair, ca.trustBundle, secret.metadata?.resourceVersion)
+      : await this.#create(name, pair, ca.trustBundle);
     if (written) {
       this.#log.info({ secret: name, reason }, 'serving certificate issued');
       return pair;

@@ -2,7 +2,8 @@
  * The operator's gRPC endpoint: `tollgate.v1.PolicyService.Stream` over TLS.
  * The first message must be a Hello; once it is authenticated the stream
  * becomes a session, is sent its workload's bundle and every later change
- * (through the push queue), and its ACKs and NACKs are recorded. A refused
+ * (through the push queue) and the trust bundle, and its ACKs and NACKs are
+ * recorded. A refused
  * Hello ends the stream with the status `authenticateHello` chose. With a
  * `sign` handler the same server (same TLS) also serves
  * `tollgate.v1.IdentityService.Sign`, the workload certificates.
@@ -21,10 +22,10 @@ import {
   type SignRequest,
   type SignResponse,
 } from '../../proto/identity-service.ts';
-import type { Hello, OperatorMessage, SidecarMessage } from '../../proto/policy-service.ts';
+import type { Hello, OperatorMessage, SidecarMessage, TrustBundle } from '../../proto/policy-service.ts';
 import { policyServiceDefinition } from '../../proto/policy-service.ts';
 import type { PushQueue } from './push-queue.ts';
-import type { SessionRegistry, SidecarSession } from './sessions.ts';
+import { pushTrustBundle, type SessionRegistry, type SidecarSession } from './sessions.ts';
 import type { HelloOutcome } from './sidecar-auth.ts';
 
 /** The logging calls the server makes (pino's shape). */
@@ -46,6 +47,8 @@ export interface PolicyServerOptions {
   authenticate: (hello: Hello) => Promise<HelloOutcome>;
   sessions: SessionRegistry;
   queue: PushQueue;
+  /** The workload trust bundle sent to each sidecar after its Hello (null or absent: none yet). */
+  trustBundle?: () => TrustBundle | null;
   log: PushLogger;
   /** Time a new stream has to send its Hello. Default 10 s. */
   helloTimeoutMs?: number;
@@ -237,6 +240,11 @@ export class PolicyServer {
       send: (version, json) => {
         call.write({ kind: 'bundle', bundle: { version, json } });
       },
+      trustSentVersion: '',
+      trustVersion: '',
+      sendTrust: (trustBundle) => {
+        call.write({ kind: 'trustBundle', trustBundle });
+      },
     };
     o.sessions.add(session);
     o.log.info(
@@ -244,6 +252,7 @@ export class PolicyServer {
       'sidecar connected',
     );
     o.onConnect?.(session);
+    pushTrustBundle(session, o.trustBundle?.() ?? null);
     o.queue.pushNow(session);
     return session;
   }

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import type { Hello } from '../../proto/policy-service.ts';
+import type { Hello, TrustBundle } from '../../proto/policy-service.ts';
 import { podObject } from '../../test/support/kube-objects.ts';
 import { podInfo, type WorkloadBundle } from '../index/policy-index.ts';
 import { AckRecorder } from './ack-recorder.ts';
 import { PushQueue } from './push-queue.ts';
-import { SessionRegistry, type SidecarSession } from './sessions.ts';
+import { pushTrustBundle, SessionRegistry, type SidecarSession } from './sessions.ts';
 import { authenticateHello, type TokenReviewResult } from './sidecar-auth.ts';
 
 const pod = { ...podInfo(podObject('orders-1', { app: 'orders' })), uid: 'uid-1' };
@@ -126,8 +126,13 @@ describe('authenticateHello', () => {
   });
 });
 
-function session(id: number, podName = 'orders-1', sent = ''): SidecarSession & { sent: string[] } {
+function session(
+  id: number,
+  podName = 'orders-1',
+  sent = '',
+): SidecarSession & { sent: string[]; trustSent: string[] } {
   const sentVersions: string[] = [];
+  const trustSent: string[] = [];
   return {
     id,
     namespace: 'shop',
@@ -138,8 +143,29 @@ function session(id: number, podName = 'orders-1', sent = ''): SidecarSession & 
     send(version) {
       sentVersions.push(version);
     },
+    trustSentVersion: '',
+    trustVersion: '',
+    trustSent,
+    sendTrust(bundle) {
+      trustSent.push(bundle.version);
+    },
   };
 }
+
+describe('pushTrustBundle', () => {
+  test('sends a trust bundle once per version, nothing while there is none', () => {
+    const s = session(1);
+    const table: Array<[TrustBundle | null, boolean]> = [
+      [null, false],
+      [{ version: 'sha256:a', pem: 'A' }, true],
+      [{ version: 'sha256:a', pem: 'A' }, false],
+      [{ version: 'sha256:b', pem: 'AB' }, true],
+      [null, false],
+    ];
+    for (const [bundle, sent] of table) assert.equal(pushTrustBundle(s, bundle), sent, bundle?.version);
+    assert.deepEqual(s.trustSent, ['sha256:a', 'sha256:b']);
+  });
+});
 
 describe('PushQueue', () => {
   const bundle = (version: string) => ({ version, json: '{}' }) as WorkloadBundle;

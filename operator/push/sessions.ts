@@ -2,6 +2,8 @@
  * The sidecars connected to this operator replica: one session per stream,
  * keyed by pod, with what was sent and what the sidecar answered.
  */
+
+import type { TrustBundle } from '../../proto/policy-service.ts';
 import { keyOf } from '../index/policy-index.ts';
 import type { AckState } from '../status/policy-status.ts';
 
@@ -14,6 +16,20 @@ export interface SidecarSession {
   ack: AckState;
   /** Sends a bundle on the stream. */
   send(version: string, json: string): void;
+  /** The trust bundle version last sent ('' none). */
+  trustSentVersion: string;
+  /** The trust bundle version the sidecar last reported accepting ('' none). */
+  trustVersion: string;
+  /** Sends a trust bundle on the stream. */
+  sendTrust(bundle: TrustBundle): void;
+}
+
+/** Sends the session the trust bundle when its version differs from the last one sent; true when sent. */
+export function pushTrustBundle(session: SidecarSession, bundle: TrustBundle | null): boolean {
+  if (bundle === null || bundle.version === session.trustSentVersion) return false;
+  session.trustSentVersion = bundle.version;
+  session.sendTrust(bundle);
+  return true;
 }
 
 export class SessionRegistry {
