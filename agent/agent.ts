@@ -12,6 +12,7 @@ import { createAdminServer } from './admin/admin-server.ts';
 import type { AgentConfig } from './config.ts';
 import { PolicyError, RESCUE } from './errors.ts';
 import { type IdentityProvider, TlsIdentity } from './identity/tls-identity.ts';
+import { TrustStore } from './identity/trust-store.ts';
 import { Inventory } from './inventory/inventory.ts';
 import { callerKey, InventoryTracker } from './inventory/request-tracker.ts';
 import { OutboundProxy } from './outbound/outbound-proxy.ts';
@@ -93,6 +94,8 @@ export class Agent {
   /** With mTLS: the listener that tells TLS from plaintext, and the identity it presents. */
   #listener: NetServer | undefined;
   #identity: IdentityProvider | undefined;
+  /** Operator mode: the mesh roots from the policy stream (and Sign responses). */
+  readonly #trust: TrustStore | null;
 
   constructor(config: AgentConfig, deps: AgentDeps) {
     this.#config = config;
@@ -113,7 +116,8 @@ export class Agent {
         (r) => r.name === route && r.deprecation !== null,
       ),
     );
-    this.#source = createPolicySource(config, deps, {
+    this.#trust = config.operator ? this.#trustStore() : null;
+    this.#source = createPolicySource(config, this.#trust ? { ...deps, trust: this.#trust } : deps, {
       path: config.policyPath,
       workload: { port: upstreamPort, ...(config.labels ? { labels: config.labels } : {}) },
       onLoad: (engine, diagnostics) => {
@@ -273,6 +277,25 @@ export class Agent {
     return this.#listener;
   }
 
+  /** The trust store of operator mode: every change logged and shown as `tollgate_mtls_trust_bundle_info`. */
+  #trustStore(): TrustStore {
+    const trust = new TrustStore();
+    trust.onChange((t) => {
+      this.metrics.reset('tollgate_mtls_trust_bundle_info');
+      this.metrics.set(
+        'tollgate_mtls_trust_bundle_info',
+        { version: t.version },
+        1,
+        'The mesh trust bundle in force (operator mode)',
+      );
+      this.#deps.logger.info(
+        { version: t.version, roots: t.anchors.length, source: t.source },
+        'trust bundle in force',
+      );
+    });
+    return trust;
+  }
+
   /** The identity from files, from the operator (loaded only then), or none. */
   async #identityProvider(): Promise<IdentityProvider | null> {
     const logger = this.#deps.logger;
@@ -307,6 +330,7 @@ export class Agent {
       podNamespace: op.podNamespace,
       logger,
       backoff: { minMs: op.backoffMs.min, maxMs: op.backoffMs.max },
+      ...(this.#trust ? { trust: this.#trust } : {}),
     });
     identity.start();
     return identity;

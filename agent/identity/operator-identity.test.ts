@@ -8,9 +8,11 @@ import { after, before, describe, test } from 'node:test';
 import { createCa } from '../../operator/ca/certificates.ts';
 import { WorkloadSigner } from '../../operator/ca/workload-signer.ts';
 import type { SignRequest, SignResponse } from '../../proto/identity-service.ts';
+import { trustBundleVersion } from '../../proto/policy-service.ts';
 import { RecordingLogger } from '../../test/support/recording-logger.ts';
 import { OperatorIdentity } from './operator-identity.ts';
 import type { LoadedIdentity } from './tls-identity.ts';
+import { TrustStore } from './trust-store.ts';
 
 async function until(check: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
@@ -39,8 +41,13 @@ describe('OperatorIdentity', () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  const identity = (sign: (r: SignRequest) => Promise<SignResponse>, log = new RecordingLogger()) =>
+  const identity = (
+    sign: (r: SignRequest) => Promise<SignResponse>,
+    log = new RecordingLogger(),
+    trust?: TrustStore,
+  ) =>
     new OperatorIdentity({
+      ...(trust ? { trust } : {}),
       target: 'operator:15010',
       caFile: join(dir, 'unused'),
       tokenFile,
@@ -93,6 +100,27 @@ describe('OperatorIdentity', () => {
       4000,
     );
     assert.equal(id.current, inForce);
+    id.close();
+  });
+
+  test('the trust store: the stream bundle wins over the Sign response; a new one swaps the roots, same certificate', async () => {
+    const other = (await createCa({ commonName: 'tollgate-ca-2', now: Date.now() })).cert;
+    const trust = new TrustStore();
+    const both = `${caPem}\n${other}`;
+    trust.offerStream({ version: trustBundleVersion(both), pem: both });
+    const id = identity(signWith, new RecordingLogger(), trust);
+    id.start();
+    await until(() => id.current !== null);
+    const first = id.current as LoadedIdentity | null;
+    assert.equal(first?.anchors.length, 2, 'the stream bundle, not the Sign response one');
+    trust.offerStream({ version: trustBundleVersion(other), pem: other });
+    const after = id.current as LoadedIdentity | null;
+    assert.notEqual(after, first, 'a new context for new connections');
+    assert.deepEqual(
+      after?.anchors.map((a) => a.subject),
+      [new X509Certificate(other).subject],
+    );
+    assert.equal(after?.notAfter.getTime(), first?.notAfter.getTime(), 'the same certificate');
     id.close();
   });
 });

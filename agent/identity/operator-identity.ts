@@ -9,6 +9,11 @@
  * connections get the new identity, open ones keep theirs. Until the first
  * certificate arrives `current` is null: the inbound port serves plaintext
  * only and refuses TLS.
+ *
+ * With a trust store, the roots peers are verified against are the store's
+ * (the policy stream's TrustBundle takes precedence over the Sign response's
+ * bundle): a change rebuilds the TLS context with the same certificate and
+ * key, for new connections only.
  */
 import { readFile } from 'node:fs/promises';
 import type { SignRequest, SignResponse } from '../../proto/identity-service.ts';
@@ -16,6 +21,7 @@ import type { Logger } from '../agent.ts';
 import { Backoff, type BackoffOptions } from '../source/backoff.ts';
 import { callSign, newKeyAndCsr } from './sign-client.ts';
 import { type IdentityProvider, identityFromPem, type LoadedIdentity } from './tls-identity.ts';
+import type { TrustStore } from './trust-store.ts';
 
 export interface OperatorIdentityOptions {
   /** The operator's gRPC address, `HOST:PORT`. */
@@ -37,6 +43,8 @@ export interface OperatorIdentityOptions {
   /** Uniform in [0, 1): the renewal jitter (default Math.random). */
   random?: () => number;
   onIssued?: (identity: LoadedIdentity) => void;
+  /** The mesh roots in force (absent: the Sign response's trust bundle is used as is). */
+  trust?: TrustStore;
 }
 
 /** Share of the remaining lifetime after which a certificate is renewed, and its jitter. */
@@ -47,6 +55,9 @@ export class OperatorIdentity implements IdentityProvider {
   readonly #o: OperatorIdentityOptions;
   readonly #backoff: Backoff;
   #current: LoadedIdentity | null = null;
+  /** The certificate chain and key in force, to rebuild the context when the roots change. */
+  #material: { cert: string; key: string } | null = null;
+  #unsubscribe: () => void = () => {};
   #timer: NodeJS.Timeout | undefined;
   readonly #stop = new AbortController();
   #attempt: Promise<void> | undefined;
@@ -63,6 +74,7 @@ export class OperatorIdentity implements IdentityProvider {
   /** Asks for the first certificate in the background (never throws; failures are retried). */
   start(): void {
     if (this.#attempt || this.#stop.signal.aborted) return;
+    this.#unsubscribe = this.#o.trust?.onChange((t) => this.#retrust(t.pem)) ?? (() => {});
     this.#o.logger.info(
       { operator: this.#o.target },
       'no workload certificate yet: TLS refused until one arrives',
@@ -79,6 +91,20 @@ export class OperatorIdentity implements IdentityProvider {
   close(): void {
     this.#stop.abort();
     clearTimeout(this.#timer);
+    this.#unsubscribe();
+  }
+
+  /** New roots: the same certificate and key, a new context for new connections. */
+  #retrust(pem: string): void {
+    if (this.#material === null || this.#stop.signal.aborted) return;
+    try {
+      this.#current = identityFromPem({ ...this.#material, trustBundle: pem });
+    } catch (e) {
+      this.#o.logger.error(
+        { error: (e as Error).message },
+        'trust bundle not applied, keeping the one in force',
+      );
+    }
   }
 
   #now(): number {
@@ -101,9 +127,15 @@ export class OperatorIdentity implements IdentityProvider {
   async #renew(): Promise<void> {
     const log = this.#o.logger;
     try {
-      const identity = await this.#issue();
+      const issued = await this.#issue();
       if (this.#stop.signal.aborted) return;
+      // Built now, not before the await: roots that changed meanwhile are the ones used.
+      const identity = identityFromPem({
+        ...issued.material,
+        trustBundle: this.#o.trust?.current?.pem ?? issued.trustBundle,
+      });
       this.#current = identity;
+      this.#material = issued.material;
       this.#backoff.reset();
       const remaining = identity.notAfter.getTime() - this.#now();
       const jitter = 1 + JITTER * (2 * (this.#o.random ?? Math.random)() - 1);
@@ -134,7 +166,7 @@ export class OperatorIdentity implements IdentityProvider {
   }
 
   /** A new key, its CSR signed, the identity built; throws what failed. */
-  async #issue(): Promise<LoadedIdentity> {
+  async #issue(): Promise<{ material: { cert: string; key: string }; trustBundle: string }> {
     const o = this.#o;
     const text = await readFile(o.tokenFile, 'utf8').catch((e: { code?: string }) => {
       throw new Error(`cannot read the service account token ${o.tokenFile} (${e.code ?? 'EIO'})`);
@@ -145,7 +177,10 @@ export class OperatorIdentity implements IdentityProvider {
     const request = { podName: o.podName, podNamespace: o.podNamespace, token, csr };
     const response = o.sign ? await o.sign(request) : await this.#call(request);
     if (response.certChain.length === 0) throw new Error('the operator returned no certificate');
-    return identityFromPem({ cert: response.certChain.join('\n'), key, trustBundle: response.trustBundle });
+    const offer = o.trust?.offerSign(response.trustBundle);
+    if (offer && !offer.ok)
+      o.logger.warn({ error: offer.error }, 'trust bundle of the Sign response rejected');
+    return { material: { cert: response.certChain.join('\n'), key }, trustBundle: response.trustBundle };
   }
 
   async #call(request: SignRequest): Promise<SignResponse> {

@@ -4,22 +4,24 @@
  * an injected random source and delay, refusals, the token never logged.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Diagnostic } from '../../policy/diagnostics.ts';
 import type { PolicyEngine } from '../../policy/engine/engine.ts';
+import { trustBundleVersion } from '../../proto/policy-service.ts';
 import { createCa, issueCertificate, type PemPair } from '../../test/support/certs.ts';
 import { bundleOf, FakeOperator, status } from '../../test/support/operator-server.ts';
 import type { Logger } from '../agent.ts';
+import { TrustStore } from '../identity/trust-store.ts';
 import {
   decodeBundle,
   OperatorPolicySource,
   type OperatorSourceOptions,
   targetHost,
 } from './operator-source.ts';
-import { STATE_FILE } from './state-dir.ts';
+import { STATE_FILE, TRUST_FILE } from './state-dir.ts';
 
 const SERVER_NAME = 'tollgate-operator.tollgate-system.svc';
 const TOKEN = 'eyJhbGciOiJSUzI1NiJ9.unit-test-token-7f3a9c.c2lnbmF0dXJl';
@@ -94,6 +96,8 @@ describe('OperatorPolicySource', () => {
   const caFile = join(dir, 'ca.crt');
   const tokenFile = join(dir, 'token');
   let serving: PemPair;
+  let rootA = '';
+  let rootB = '';
   const sources: OperatorPolicySource[] = [];
   const operators: FakeOperator[] = [];
 
@@ -101,6 +105,8 @@ describe('OperatorPolicySource', () => {
     const ca = await createCa({ commonName: 'tollgate test root' });
     serving = await issueCertificate(ca, { dnsNames: [SERVER_NAME], usages: 'server' });
     writeFileSync(caFile, ca.cert);
+    rootA = (await createCa({ commonName: 'mesh root 1' })).cert;
+    rootB = (await createCa({ commonName: 'mesh root 2' })).cert;
     writeFileSync(tokenFile, `${TOKEN}\n`);
   });
   after(async () => {
@@ -301,6 +307,71 @@ describe('OperatorPolicySource', () => {
     assert.equal(error?.level, 'error');
     s.close();
     await s.closed();
+  });
+
+  test('trust bundles: taken, saved (0600) and reported; a malformed one reported rejected, the good one kept; restored at start', async () => {
+    const stateDir = join(dir, 'trust-state');
+    const tb = (pem: string) => ({ version: trustBundleVersion(pem), pem });
+    const trustReports = (op: FakeOperator) =>
+      op.reports.filter((r) => r.message.kind === 'trust-bundle').map((r) => JSON.parse(r.message.json));
+    const op = await FakeOperator.start({ serving, bundle: V1, trustBundle: tb(rootA) });
+    operators.push(op);
+    const trust = new TrustStore();
+    const { s, logger } = source(op, { stateDir, trust });
+    s.start();
+    await until(() => trustReports(op).length === 1 && op.acks.length === 1);
+    assert.deepEqual(trustReports(op), [{ version: tb(rootA).version, result: 'accepted' }]);
+    assert.equal(trust.current?.pem, rootA);
+    assert.equal(statSync(join(stateDir, TRUST_FILE)).mode & 0o777, 0o600);
+    assert.equal(readFileSync(join(stateDir, TRUST_FILE), 'utf8'), rootA);
+
+    op.pushTrust(tb(`${rootA}\n${rootB}`));
+    await until(() => trustReports(op).length === 2);
+    assert.equal(trust.current?.anchors.length, 2);
+    assert.equal(readFileSync(join(stateDir, TRUST_FILE), 'utf8'), `${rootA}\n${rootB}`);
+
+    for (const bad of [tb(''), tb('not pem'), { version: tb(rootA).version, pem: rootB }])
+      op.pushTrust(bad, { keep: true });
+    await until(() => trustReports(op).length === 5);
+    assert.deepEqual(
+      trustReports(op)
+        .slice(2)
+        .map((r) => [r.result, r.error]),
+      [
+        ['rejected', 'the trust bundle holds no PEM certificate'],
+        ['rejected', 'the trust bundle holds no PEM certificate'],
+        [
+          'rejected',
+          `version mismatch: the message announces "${tb(rootA).version}", the content is ${tb(rootB).version}`,
+        ],
+      ],
+    );
+    assert.equal(trust.current?.anchors.length, 2, 'the good bundle stays');
+    assert.equal(readFileSync(join(stateDir, TRUST_FILE), 'utf8'), `${rootA}\n${rootB}`);
+    assert.equal(
+      logger.lines.filter((l) => l.msg === 'trust bundle rejected, keeping the one in force').length,
+      3,
+    );
+    assert.equal(op.nacks.length, 0, 'never a NACK: those are for policy bundles');
+    s.close();
+    await s.closed();
+    op.stop();
+
+    // A restart without the operator: the saved roots are in force at once.
+    const restored = new TrustStore();
+    const again = source(op, { stateDir, trust: restored });
+    again.s.start();
+    assert.equal(restored.current?.source, 'state');
+    assert.equal(restored.current?.anchors.length, 2);
+    again.s.close();
+    await again.s.closed();
+    // A corrupt saved bundle is ignored, never fatal.
+    writeFileSync(join(stateDir, TRUST_FILE), 'garbage');
+    const third = source(op, { stateDir, trust: new TrustStore() });
+    third.s.start();
+    assert.ok(third.logger.lines.some((l) => l.msg === 'saved trust bundle invalid, ignored'));
+    third.s.close();
+    await third.s.closed();
   });
 
   test('start throws on an unreadable or non-PEM CA file', async () => {

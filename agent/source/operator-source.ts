@@ -9,6 +9,11 @@
  * Fail static: the last good bundle from the state directory is enforced from
  * start-up, before (and whether or not) the operator answers. The token is
  * never logged.
+ *
+ * TrustBundle messages (the mesh roots) go to the trust store: a good one is
+ * taken, saved to the state directory beside the bundle and reported
+ * `accepted`; a malformed one is logged and reported `rejected` (a Report of
+ * kind `trust-bundle`), the one in force stays.
  */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -24,10 +29,23 @@ import {
 } from '@grpc/grpc-js';
 import type { Diagnostic } from '../../policy/diagnostics.ts';
 import { PolicyEngine } from '../../policy/engine/engine.ts';
-import { type Bundle, type OperatorMessage, policyServiceDefinition } from '../../proto/policy-service.ts';
+import {
+  type Bundle,
+  type OperatorMessage,
+  policyServiceDefinition,
+  TRUST_BUNDLE_REPORT,
+  type TrustBundle,
+  type TrustBundleReport,
+} from '../../proto/policy-service.ts';
 import type { Logger } from '../agent.ts';
+import type { TrustStore } from '../identity/trust-store.ts';
 import { Backoff, type BackoffOptions } from './backoff.ts';
-import { readStateBundle, writeStateBundle } from './state-dir.ts';
+import {
+  readStateBundle,
+  readStateTrustBundle,
+  writeStateBundle,
+  writeStateTrustBundle,
+} from './state-dir.ts';
 
 /** Where the kubelet mounts the projected token the injector asks for (audience `tollgate`). */
 export const DEFAULT_TOKEN_FILE = '/var/run/secrets/tollgate/serviceaccount/token';
@@ -60,6 +78,8 @@ export interface OperatorSourceOptions {
   channelOptions?: ChannelOptions;
   onLoad?: (engine: PolicyEngine, diagnostics: Diagnostic[]) => void;
   onReject?: (diagnostics: Diagnostic[]) => void;
+  /** Where TrustBundle messages go (absent: they are ignored). */
+  trust?: TrustStore;
 }
 
 export type DecodedBundle = { ok: true; engine: PolicyEngine } | { ok: false; error: string };
@@ -125,6 +145,8 @@ export class OperatorPolicySource {
   readonly #delay: (ms: number, signal: AbortSignal) => Promise<void>;
   #engine: PolicyEngine | null = null;
   #saved: string | null = null;
+  /** The trust bundle version saved in the state directory. */
+  #trustSaved: string | null = null;
   #call: PolicyCall | null = null;
   #loop: Promise<void> | null = null;
 
@@ -156,6 +178,7 @@ export class OperatorPolicySource {
         this.#o.logger.info({ version: engine.bundle.version }, 'policy restored from the state directory');
         this.#o.onLoad?.(engine, []);
       }
+      this.#restoreTrust(this.#o.stateDir);
     }
     this.#loop = this.#run();
     return null;
@@ -270,6 +293,11 @@ export class OperatorPolicySource {
     };
     const end = await new Promise<StatusObject>((resolve) => {
       call.on('data', (message: OperatorMessage) => {
+        if (message.kind === 'trustBundle') {
+          const trust = message.trustBundle;
+          queue = queue.then(() => this.#applyTrust(trust, send));
+          return;
+        }
         if (message.kind !== 'bundle') return;
         if (++bundles === 1) this.#o.logger.info({ operator: this.#o.target }, 'operator stream open');
         queue = queue.then(() => this.#apply(message.bundle, send));
@@ -293,6 +321,7 @@ export class OperatorPolicySource {
     });
     this.#call = null;
     await queue;
+    this.#o.trust?.streamEnded();
     return { end, bundles };
   }
 
@@ -314,6 +343,47 @@ export class OperatorPolicySource {
     }
     await this.#save(bundle.json, version);
     send({ ack: { version } });
+  }
+
+  /** Takes the saved trust bundle when it is good; a bad one is logged and ignored. */
+  #restoreTrust(dir: string): void {
+    const trust = this.#o.trust;
+    const pem = trust ? readStateTrustBundle(dir, this.#o.logger) : null;
+    if (!trust || pem === null) return;
+    const offer = trust.restore(pem);
+    if (offer.ok) {
+      this.#trustSaved = trust.current?.version ?? null;
+      this.#o.logger.info({ version: this.#trustSaved }, 'trust bundle restored from the state directory');
+    } else this.#o.logger.warn({ dir, error: offer.error }, 'saved trust bundle invalid, ignored');
+  }
+
+  /** Takes a TrustBundle (saved, reported accepted) or refuses it (logged, reported rejected). Never throws. */
+  async #applyTrust(bundle: TrustBundle, send: (message: object) => void): Promise<void> {
+    const trust = this.#o.trust;
+    if (!trust) return;
+    const offer = trust.offerStream(bundle);
+    const report = (r: TrustBundleReport) =>
+      send({ report: { kind: TRUST_BUNDLE_REPORT, json: JSON.stringify(r) } });
+    if (!offer.ok) {
+      const error = offer.error.slice(0, MAX_NACK_ERROR);
+      this.#o.logger.error(
+        { version: bundle.version, error, inForce: trust.current?.version ?? null },
+        'trust bundle rejected, keeping the one in force',
+      );
+      report({ version: bundle.version, result: 'rejected', error });
+      return;
+    }
+    const dir = this.#o.stateDir;
+    if (dir !== null && this.#trustSaved !== bundle.version) {
+      try {
+        await writeStateTrustBundle(dir, bundle.pem);
+        this.#trustSaved = bundle.version;
+      } catch (e) {
+        const code = (e as { code?: string }).code ?? (e as Error).message;
+        this.#o.logger.error({ dir, code, version: bundle.version }, 'cannot save the trust bundle');
+      }
+    }
+    report({ version: bundle.version, result: 'accepted' });
   }
 
   /** Saves the bundle in force; a failure is logged, not NACKed (the bundle is in force all the same). */

@@ -8,6 +8,7 @@ import type { Diagnostic } from '../../policy/diagnostics.ts';
 import type { PolicyEngine } from '../../policy/engine/engine.ts';
 import type { Logger } from '../agent.ts';
 import type { AgentConfig } from '../config.ts';
+import type { TrustStore } from '../identity/trust-store.ts';
 import { FilePolicySource, type FileSourceOptions } from './file-source.ts';
 import type { OperatorPolicySource, OperatorSourceOptions } from './operator-source.ts';
 
@@ -66,6 +67,8 @@ export interface PolicySourceDeps {
   logger: Logger;
   /** Reported to the operator in the Hello (default 'unknown'). */
   agentVersion?: string;
+  /** Operator mode: where the stream's trust bundles go. */
+  trust?: TrustStore;
 }
 
 /** The operator source with `--operator`, else the file source; `file` carries the shared callbacks. */
@@ -90,5 +93,6 @@ export function createPolicySource(
     backoff: { minMs: op.backoffMs.min, maxMs: op.backoffMs.max },
     ...(file.onLoad ? { onLoad: file.onLoad } : {}),
     ...(file.onReject ? { onReject: file.onReject } : {}),
+    ...(deps.trust ? { trust: deps.trust } : {}),
   });
 }

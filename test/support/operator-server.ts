@@ -16,6 +16,7 @@ import {
   type Nack,
   policyServiceDefinition,
   type SidecarMessage,
+  type TrustBundle,
 } from '../../proto/policy-service.ts';
 import type { PemPair } from './certs.ts';
 
@@ -37,7 +38,7 @@ export interface Received<T> {
 }
 
 /** What the operator writes: a message with its oneof member set (the decoder adds `kind`). */
-type Call = ServerDuplexStream<SidecarMessage, { bundle: Bundle }>;
+type Call = ServerDuplexStream<SidecarMessage, { bundle: Bundle } | { trustBundle: TrustBundle }>;
 
 export interface FakeOperatorOptions {
   /** The serving certificate and key. */
@@ -46,6 +47,8 @@ export interface FakeOperatorOptions {
   port?: number;
   /** Sent after an accepted Hello; null: nothing until push(). */
   bundle?: Bundle | null;
+  /** Sent after an accepted Hello, before the bundle; null: nothing until pushTrust(). */
+  trustBundle?: TrustBundle | null;
 }
 
 export class FakeOperator {
@@ -55,6 +58,8 @@ export class FakeOperator {
   readonly reports: Received<{ kind: string; json: string }>[] = [];
   /** The bundle an accepted Hello gets; push() replaces it. */
   bundle: Bundle | null;
+  /** The trust bundle an accepted Hello gets; pushTrust() replaces it. */
+  trustBundle: TrustBundle | null;
   /** When set, every Hello is refused with this status and the stream ends. */
   refuse: Pick<StatusObject, 'code' | 'details'> | null = null;
   readonly #server = new Server();
@@ -63,6 +68,7 @@ export class FakeOperator {
 
   private constructor(options: FakeOperatorOptions) {
     this.bundle = options.bundle ?? null;
+    this.trustBundle = options.trustBundle ?? null;
     this.#server.addService(policyServiceDefinition(), { Stream: (call: Call) => this.#stream(call) });
   }
 
@@ -101,6 +107,12 @@ export class FakeOperator {
     for (const call of this.#open) call.write({ bundle });
   }
 
+  /** Makes `trustBundle` current (unless `keep`: a bad one to send only) and sends it on every open stream. */
+  pushTrust(trustBundle: TrustBundle, options: { keep?: boolean } = {}): void {
+    if (!options.keep) this.trustBundle = trustBundle;
+    for (const call of this.#open) call.write({ trustBundle });
+  }
+
   /** Ends every open stream with OK (as an operator replica going away gracefully would). */
   endStreams(): void {
     for (const call of this.#open) call.end();
@@ -127,6 +139,7 @@ export class FakeOperator {
             return;
           }
           this.#open.add(call);
+          if (this.trustBundle) call.write({ trustBundle: this.trustBundle });
           if (this.bundle) call.write({ bundle: this.bundle });
           return;
         case 'ack':
