@@ -206,6 +206,15 @@ describe('CertificateManager (managed)', () => {
     assert.equal(roots.at(-1), fresh.cert);
     assert.deepEqual(await caBundles(), [fresh.cert, fresh.cert]);
 
+    // A bad edit (a certificate cut short or garbled) keeps the bundle in force.
+    const garbled = `${fresh.cert}\n-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n`;
+    for (const broken of [garbled, `${fresh.cert}\n${old.cert.slice(0, 200)}`]) {
+      await patch({ 'ca.crt': b64(`${old.cert}\n${broken}`) });
+      await m.check();
+      assert.equal(m.trustBundle?.pem, fresh.cert);
+    }
+    assert.equal(log.messages('CA Secret ca.crt damaged, keeping the trust bundle in force').length, 2);
+
     // A ca.crt that forgets the signing root never leaves the workloads without it.
     await patch({ 'ca.crt': b64(old.cert) });
     await m.check();

@@ -211,15 +211,24 @@ export class CertificateManager {
     this.#o.onTrustBundle?.(this.#trust);
   }
 
-  /** The trust bundle of the CA Secret; problems with its ca.crt are logged once per distinct set. */
+  /**
+   * The trust bundle of the CA Secret; problems with its ca.crt are logged
+   * once per distinct set. A ca.crt with an unreadable certificate (a bad
+   * edit) keeps the bundle in force rather than drop roots workloads rely on.
+   */
   #trustBundleOf(name: string, secret: V1Secret, pair: PemPair): string {
     const built = buildTrustBundle(unb64(secret.data?.['ca.crt']), pair.cert);
+    const keep = built.damaged && this.#trust !== null;
     const problems = built.problems.join('; ');
     if (problems !== this.#trustProblems) {
       this.#trustProblems = problems;
-      if (problems) this.#log.warn({ secret: name, problems: built.problems }, 'CA Secret ca.crt problems');
+      if (problems)
+        this.#log.warn(
+          { secret: name, problems: built.problems, kept: keep },
+          keep ? 'CA Secret ca.crt damaged, keeping the trust bundle in force' : 'CA Secret ca.crt problems',
+        );
     }
-    return built.bundle.pem;
+    return keep && this.#trust ? this.#trust.pem : built.bundle.pem;
   }
 
   #setRoot(root: string | null): void {

@@ -12,6 +12,8 @@ import { type TrustBundle, trustBundleVersion } from '../../proto/policy-service
 export interface BuiltTrustBundle {
   bundle: TrustBundle;
   problems: string[];
+  /** `ca.crt` holds a certificate that cannot be read (a bad edit): better keep the bundle in force. */
+  damaged: boolean;
 }
 
 const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
@@ -37,11 +39,16 @@ function parse(block: string): X509Certificate | null {
  */
 export function buildTrustBundle(caCrt: string | undefined, signingCert: string): BuiltTrustBundle {
   const problems: string[] = [];
+  const begins = (caCrt ?? '').split('-----BEGIN CERTIFICATE-----').length - 1;
+  let damaged = begins !== pemBlocks(caCrt ?? '').length;
+  if (damaged) problems.push('ca.crt holds a truncated certificate');
   const roots: { cert: X509Certificate; block: string }[] = [];
   for (const [i, block] of pemBlocks(caCrt ?? '').entries()) {
     const cert = parse(block);
-    if (cert === null) problems.push(`ca.crt certificate ${i + 1} is unreadable, left out`);
-    else if (!cert.ca) problems.push(`ca.crt certificate ${i + 1} is not a CA, left out`);
+    if (cert === null) {
+      damaged = true;
+      problems.push(`ca.crt certificate ${i + 1} is unreadable, left out`);
+    } else if (!cert.ca) problems.push(`ca.crt certificate ${i + 1} is not a CA, left out`);
     else if (!roots.some((r) => r.cert.fingerprint256 === cert.fingerprint256)) roots.push({ cert, block });
   }
   const signingBlock = pemBlocks(signingCert)[0] ?? '';
@@ -60,5 +67,5 @@ export function buildTrustBundle(caCrt: string | undefined, signingCert: string)
   }
   // The blocks as written (a one-root bundle is the CA's PEM itself), one per line run.
   const pem = roots.map((r) => r.block).join('\n');
-  return { bundle: { version: trustBundleVersion(pem), pem }, problems };
+  return { bundle: { version: trustBundleVersion(pem), pem }, problems, damaged };
 }

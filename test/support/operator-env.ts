@@ -85,8 +85,9 @@ export async function createWorkloadCa(
 export async function startOperator(
   env: OperatorEnv,
   identity = 'replica-1',
-  extra: { workloadCertTtlMs?: number; trustDomain?: string } = {},
+  extra: { workloadCertTtlMs?: number; trustDomain?: string; certificateCheckMs?: number } = {},
 ): Promise<StartedOperator> {
+  const { certificateCheckMs, ...config } = extra;
   const log = new RecordingLogger();
   const operator = new Operator({
     kubeConfig: env.kc,
@@ -100,10 +101,11 @@ export async function startOperator(
       leaseDurationMs: 2000,
       renewDeadlineMs: 1500,
       retryPeriodMs: 200,
-      ...extra,
+      ...config,
     },
     log,
     ackFlushMs: 20,
+    ...(certificateCheckMs === undefined ? {} : { certificateCheckMs }),
   });
   const { grpcPort, healthPort } = await operator.start();
   return { operator, log, address: `127.0.0.1:${grpcPort}`, healthPort };
