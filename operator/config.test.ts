@@ -166,6 +166,17 @@ describe('operator config: admission flags', () => {
       );
   });
 
+  test('--ca-rotate-before: 8760h by default, 0s (only on request) to 87600h', () => {
+    assert.equal(parseOperatorConfig([], {})?.caRotateBeforeMs, 8760 * 3_600_000);
+    assert.equal(parseOperatorConfig(['--ca-rotate-before=0s'], {})?.caRotateBeforeMs, 0);
+    for (const bad of ['90000h', 'soon', ''])
+      assert.deepEqual(
+        problems([`--ca-rotate-before=${bad}`]),
+        [`--ca-rotate-before: expected a duration from 0s to 87600h, got ${JSON.stringify(bad)}`],
+        bad,
+      );
+  });
+
   test('a bad Redis URL is refused without quoting it (it may hold a password)', () => {
     for (const url of [
       'http://user:s3cret@redis:6379',

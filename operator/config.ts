@@ -58,6 +58,8 @@ export interface OperatorConfig {
   trustDomain: string;
   /** Lifetime of workload certificates signed for sidecars (IdentityService.Sign). */
   workloadCertTtlMs: number;
+  /** Managed CA: a staged rotation starts when it has less than this left (0: only on request). */
+  caRotateBeforeMs: number;
   /** Resources of injected agents unless a pod annotates its own. */
   agentResources: SidecarResources;
   /** Log level of injected agents unless a pod annotates its own. */
@@ -135,6 +137,12 @@ export const OPERATOR_FLAGS: Readonly<Record<string, FlagSpec>> = {
     type: 'string',
     default: '24h',
     description: 'lifetime of the workload certificates signed for sidecars (they renew at half-life)',
+  },
+  'ca-rotate-before': {
+    type: 'string',
+    default: '8760h',
+    description:
+      'managed CA: rotate it in stages when it has less than this left (0s: only when Secret tollgate-ca is annotated tollgate.dev/rotate-ca)',
   },
   'native-sidecars': {
     type: 'string',
@@ -268,6 +276,16 @@ function workloadTtl(text: string, problems: string[]): number {
   return ms;
 }
 
+/** From 0 (only on request) to 10 years (the managed CA's lifetime). */
+function rotateBefore(text: string, problems: string[]): number {
+  const ms = parseDuration(text);
+  if (ms === null || ms < 0 || ms > 3650 * 86_400_000) {
+    problems.push(`--ca-rotate-before: expected a duration from 0s to 87600h, got ${JSON.stringify(text)}`);
+    return 0;
+  }
+  return ms;
+}
+
 function otlp(str: (k: string) => string, problems: string[]): OperatorConfig['agentOtlp'] {
   const endpoint = str('agent-otlp-endpoint');
   const protocol = choice('agent-otlp-protocol', str('agent-otlp-protocol'), OTLP_PROTOCOLS, problems);
@@ -349,6 +367,7 @@ export function parseOperatorConfig(
       choice('manage-certificates', str('manage-certificates'), ['true', 'false'], problems) === 'true',
     trustDomain: trustDomain(str('trust-domain'), problems),
     workloadCertTtlMs: workloadTtl(str('workload-cert-ttl'), problems),
+    caRotateBeforeMs: rotateBefore(str('ca-rotate-before'), problems),
     agentResources: resources(str, problems),
     agentLogLevel: choice('agent-log-level', str('agent-log-level'), LOG_LEVELS, problems),
     agentOtlp: otlp(str, problems),

@@ -73,6 +73,7 @@ export interface OperatorOptions {
         | 'manageCertificates'
         | 'trustDomain'
         | 'workloadCertTtlMs'
+        | 'caRotateBeforeMs'
         | 'agentResources'
         | 'agentLogLevel'
         | 'agentOtlp'
@@ -301,6 +302,8 @@ export class Operator {
       log,
       ...(this.#o.certificateCheckMs === undefined ? {} : { certificateCheckMs: this.#o.certificateCheckMs }),
       onTrustBundle: (bundle) => this.#pushTrustBundle(bundle),
+      ...(config.caRotateBeforeMs === undefined ? {} : { caRotateBeforeMs: config.caRotateBeforeMs }),
+      ...(config.workloadCertTtlMs === undefined ? {} : { workloadCertTtlMs: config.workloadCertTtlMs }),
     });
   }
 

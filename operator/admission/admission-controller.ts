@@ -39,6 +39,9 @@ export interface AdmissionControllerOptions {
   now?: () => number;
   /** The workload trust bundle, at start and whenever it changes (null: no usable CA). */
   onTrustBundle?: (bundle: TrustBundle | null) => void;
+  /** Managed CA rotation: see CertificateManagerOptions. */
+  caRotateBeforeMs?: number;
+  workloadCertTtlMs?: number;
 }
 
 export class AdmissionController {
@@ -62,6 +65,8 @@ export class AdmissionController {
       log: options.log,
       onRoot: (root) => this.#caRoot.setRoot(root),
       ...(options.onTrustBundle === undefined ? {} : { onTrustBundle: options.onTrustBundle }),
+      ...(options.caRotateBeforeMs === undefined ? {} : { rotateBeforeMs: options.caRotateBeforeMs }),
+      ...(options.workloadCertTtlMs === undefined ? {} : { workloadTtlMs: options.workloadCertTtlMs }),
       ...(options.certificateCheckMs === undefined ? {} : { checkIntervalMs: options.certificateCheckMs }),
       ...(options.now === undefined ? {} : { now: options.now }),
     });
@@ -107,9 +112,10 @@ export class AdmissionController {
     return server.start();
   }
 
-  /** The Lease leader writes the CA root ConfigMaps. */
+  /** The Lease leader writes the CA root ConfigMaps and takes CA rotation steps. */
   setLeader(leading: boolean): void {
     this.#caRoot.setActive(leading);
+    this.#certificates.setLeader(leading);
   }
 
   namespaceSeen(name: string, terminating: boolean): void {

@@ -222,6 +222,74 @@ describe('CertificateManager (managed)', () => {
     assert.equal(log.messages('CA Secret ca.crt problems').length, 1);
   });
 
+  test('automatic staged rotation by the leader: before expiry, or when asked for', async () => {
+    const t0 = Date.now();
+    let now = t0;
+    const timing = { rotateBeforeMs: 365 * DAY, rotationPropagationMs: 600_000, workloadTtlMs: DAY };
+    const log = new RecordingLogger();
+    const leader = manager({ now: () => now, log, ...timing });
+    const follower = manager({ now: () => now, ...timing });
+    const identity = await leader.start();
+    await follower.start();
+    leader.setLeader(true);
+    const old = leader.signingCa?.cert ?? '';
+    const roots = () => pemBlocks(leader.trustBundle?.pem ?? '').length;
+    const stage = async () =>
+      (await secret('tollgate-ca')).metadata?.annotations?.['tollgate.dev/ca-rotation'];
+
+    now = t0 + 3000 * DAY;
+    await leader.check();
+    assert.equal(await stage(), undefined, 'years before expiry: nothing');
+
+    now = t0 + 3300 * DAY;
+    await follower.check();
+    assert.equal(await stage(), undefined, 'only the leader rotates');
+    await leader.check();
+    assert.equal(await stage(), 'trust-both');
+    assert.equal(roots(), 2, 'stage 1: both roots trusted');
+    assert.equal(leader.signingCa?.cert, old, 'the old root still signs');
+    await follower.check();
+    assert.equal(follower.trustBundle?.version, leader.trustBundle?.version, 'the other replica follows');
+
+    now += 300_000;
+    await leader.check();
+    assert.equal(await stage(), 'trust-both', 'still propagating');
+    now += 300_000;
+    await leader.check();
+    assert.equal(await stage(), 'signing-new');
+    const fresh = leader.signingCa?.cert ?? '';
+    assert.notEqual(fresh, old, 'stage 2: the new root signs');
+    assert.equal(roots(), 2);
+    assert.ok(signedBy(identity.current.cert, fresh), 'the serving certificate comes from the new root');
+    assert.equal(text(await secret('tollgate-ca'), 'next.crt'), '', 'the pending root moved to tls.crt');
+
+    now += DAY;
+    await leader.check();
+    assert.equal(await stage(), 'signing-new', 'old leaves may still be alive');
+    now += 600_000;
+    await leader.check();
+    assert.equal(await stage(), undefined);
+    assert.equal(leader.trustBundle?.pem, fresh, 'stage 3: the new root alone');
+    assert.deepEqual(
+      log.entries.filter((e) => e.msg.startsWith('CA rotation')).map((e) => e.msg),
+      ['CA rotation: new root trusted', 'CA rotation: new root signs', 'CA rotation: old root removed'],
+    );
+
+    // Asked for with the annotation, whatever the CA's age.
+    await core.patchNamespacedSecret(
+      {
+        namespace: NS,
+        name: 'tollgate-ca',
+        body: { metadata: { annotations: { 'tollgate.dev/rotate-ca': 'now' } } },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    await leader.check();
+    assert.equal(await stage(), 'trust-both');
+    assert.equal((await secret('tollgate-ca')).metadata?.annotations?.['tollgate.dev/rotate-ca'], undefined);
+    assert.equal(roots(), 2);
+  });
+
   test('a second replica reuses the CA and the serving certificate', async () => {
     const first = await manager().start();
     const rv = (await secret('tollgate-operator-tls')).metadata?.resourceVersion;

@@ -21,6 +21,10 @@
  * `tollgate-ca-root`) and the webhooks' `caBundle`, so a new root is trusted
  * everywhere before it signs the serving certificate.
  *
+ * Managed, the Lease leader also rotates the CA in stages
+ * ({@link nextRotationStep}): when it has less than `rotateBeforeMs` left, or
+ * when the Secret is annotated `tollgate.dev/rotate-ca`.
+ *
  * Replicas race safely: a create that finds the Secret already there (409)
  * and a replace that lost to another writer (409) re-read and use the winner.
  */
@@ -33,6 +37,8 @@ import {
 import { type TrustBundle, trustBundleVersion } from '../../proto/policy-service.ts';
 import { errorFields, type KubeLogger, silentLogger } from '../kube/log.ts';
 import { statusOf } from '../kube/request-options.ts';
+import { nextRotationStep } from './ca-rotation.ts';
+import { rotationStep } from './ca-rotation-step.ts';
 import {
   createCa,
   inspectCertificate,
@@ -84,6 +90,12 @@ export interface CertificateManagerOptions {
   onRoot?: (caPem: string | null) => void;
   /** Called with the workload trust bundle, at start and whenever its version changes (null: no CA). */
   onTrustBundle?: (bundle: TrustBundle | null) => void;
+  /** Managed: start a staged CA rotation when the CA has less than this left. Default 0: only on request. */
+  rotateBeforeMs?: number;
+  /** Wait between a trust bundle change and the next rotation stage. Default 10 minutes. */
+  rotationPropagationMs?: number;
+  /** The workload certificate lifetime: old leaves are gone this long after the new root signs. Default 24 h. */
+  workloadTtlMs?: number;
 }
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
@@ -110,6 +122,7 @@ export class CertificateManager {
   #checking: Promise<void> | undefined;
   #stopped = false;
   #warnedTrustDomain = false;
+  #leader = false;
 
   constructor(options: CertificateManagerOptions) {
     this.#o = options;
@@ -164,6 +177,11 @@ export class CertificateManager {
       this.#checking = undefined;
     });
     return this.#checking;
+  }
+
+  /** Only the Lease leader takes CA rotation steps. */
+  setLeader(leading: boolean): void {
+    this.#leader = leading;
   }
 
   stop(): void {
@@ -304,7 +322,10 @@ export class CertificateManager {
   async #ensureCa(): Promise<SigningCa> {
     const name = this.#o.caSecret ?? CA_SECRET;
     const existing = await this.#read(name);
-    if (existing) return this.#usableCa(name, existing);
+    if (existing) {
+      const ca = this.#usableCa(name, existing);
+      return this.#leader ? this.#rotate(name, existing, ca) : ca;
+    }
     const ca = await createCa({
       commonName: 'tollgate-ca',
       now: this.#now(),
@@ -339,6 +360,37 @@ export class CertificateManager {
       );
     }
     return { ...pair, trustBundle: this.#trustBundleOf(name, secret, pair) };
+  }
+
+  /** Takes the CA rotation step due now, if any; a failure is logged and retried at the next check. */
+  async #rotate(name: string, secret: V1Secret, ca: SigningCa): Promise<SigningCa> {
+    const o = this.#o;
+    const timing = {
+      rotateBeforeMs: o.rotateBeforeMs ?? 0,
+      propagationMs: o.rotationPropagationMs ?? 600_000,
+      workloadTtlMs: o.workloadTtlMs ?? 86_400_000,
+    };
+    const notAfter = inspectCertificate(ca.cert)?.notAfter ?? 0;
+    const step = nextRotationStep(secret.metadata?.annotations ?? {}, notAfter, timing, this.#now());
+    if (step === null) return ca;
+    try {
+      const next = await rotationStep(step, secret, ca, {
+        now: this.#now(),
+        trustDomain: this.#trustDomain,
+        caLifetimeMs: o.caLifetimeMs,
+        trustBundle: ca.trustBundle,
+      });
+      const written = await this.#core.replaceNamespacedSecret({
+        namespace: o.namespace,
+        name,
+        body: next.secret,
+      });
+      this.#log.info({ secret: name, step, ...next.fields }, next.message);
+      return this.#usableCa(name, written);
+    } catch (error) {
+      this.#log.warn({ secret: name, step, ...errorFields(error) }, 'CA rotation step failed');
+      return ca;
+    }
   }
 
   get #trustDomain(): string {
