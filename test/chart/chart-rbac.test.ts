@@ -49,6 +49,7 @@ const NOT_EXERCISED: Record<string, string> = {
   'patch events': 'a repeated Event, aggregated into the first (event-recorder.test.ts)',
   'get secrets tollgate-ca':
     'cert-manager mode: read by the workload certificate signer (mTLS, issue #8); the managed mode reads it',
+  'update secrets tollgate-ca': 'a staged CA rotation (operator/ca/certificate-manager.test.ts)',
 };
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
@@ -368,9 +369,10 @@ describe('Helm chart charts/tollgate: RBAC against the operator’s requests', {
     assert.ok(!allowed('DELETE', `${cm}/tollgate-ca-root`), 'a verb not granted');
     assert.ok(allowed('PUT', '/api/v1/namespaces/tollgate-system/secrets/tollgate-operator-tls'));
     assert.ok(
-      !allowed('PUT', '/api/v1/namespaces/tollgate-system/secrets/tollgate-ca'),
-      'the CA is never rewritten',
+      allowed('PUT', '/api/v1/namespaces/tollgate-system/secrets/tollgate-ca'),
+      'a staged CA rotation rewrites the CA',
     );
+    assert.ok(!allowed('PUT', '/api/v1/namespaces/tollgate-system/secrets/other'), 'another Secret');
     assert.ok(
       !allowed('GET', '/api/v1/namespaces/shop/secrets/tollgate-ca'),
       'a Secret outside its namespace',

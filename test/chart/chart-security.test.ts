@@ -66,7 +66,7 @@ const NAMESPACE_RULES: Rule[] = [
   rule(['coordination.k8s.io'], ['leases'], ['get', 'update'], ['tollgate-operator']),
   rule(['coordination.k8s.io'], ['leases'], ['create']),
   rule([''], ['secrets'], ['get'], ['tollgate-ca', 'tollgate-operator-tls']),
-  rule([''], ['secrets'], ['update'], ['tollgate-operator-tls']),
+  rule([''], ['secrets'], ['update'], ['tollgate-ca', 'tollgate-operator-tls']),
   rule([''], ['secrets'], ['create']),
 ];
 
