@@ -14,6 +14,8 @@ import { PolicyError, RESCUE } from './errors.ts';
 import { type IdentityProvider, TlsIdentity } from './identity/tls-identity.ts';
 import { Inventory } from './inventory/inventory.ts';
 import { callerKey, InventoryTracker } from './inventory/request-tracker.ts';
+import { MeshDirectory } from './outbound/mesh.ts';
+import { MeshFile } from './outbound/mesh-file.ts';
 import { OutboundProxy } from './outbound/outbound-proxy.ts';
 import { bundleStates } from './pipeline/bundle-state.ts';
 import {
@@ -90,6 +92,9 @@ export class Agent {
   #inbound: Server | undefined;
   #admin: Server | undefined;
   #outbound: OutboundProxy | undefined;
+  /** The meshed destinations (from `--mesh` or the operator), sent over mTLS by the outbound listener. */
+  readonly mesh = new MeshDirectory();
+  #meshFile: MeshFile | undefined;
   /** With mTLS: the listener that tells TLS from plaintext, and the identity it presents. */
   #listener: NetServer | undefined;
   #identity: IdentityProvider | undefined;
@@ -228,11 +233,14 @@ export class Agent {
     );
     let outbound: AddressInfo | null = null;
     if (this.#config.outbound) {
+      this.#watchMeshFile();
       this.#outbound = new OutboundProxy({
         listen: this.#config.outbound,
         logger: this.#deps.logger,
         metrics: this.metrics,
         accessLog: this.#config.accessLog ?? true,
+        mesh: this.mesh,
+        identity: this.#identity ?? null,
       });
       outbound = await this.#outbound.start();
     }
@@ -271,6 +279,21 @@ export class Agent {
       },
     });
     return this.#listener;
+  }
+
+  /** Standalone `--mesh`: loaded now (throws when unusable), then watched. */
+  #watchMeshFile(): void {
+    const path = this.#config.meshFile;
+    if (!path) return;
+    const logger = this.#deps.logger;
+    this.#meshFile = new MeshFile({
+      path,
+      mesh: this.mesh,
+      onReload: (endpoints) => logger.info({ endpoints }, 'mesh reloaded'),
+      onReject: (e) => logger.error({ error: e.message }, 'mesh file rejected, keeping the one in force'),
+    });
+    this.#meshFile.watch();
+    logger.info({ endpoints: this.mesh.size }, 'mesh loaded');
   }
 
   /** The identity from files, from the operator (loaded only then), or none. */
@@ -316,6 +339,7 @@ export class Agent {
   async stop(timeoutMs = 10_000): Promise<void> {
     this.#source.close();
     this.#identity?.close();
+    this.#meshFile?.close();
     this.#listener?.close();
     await Promise.all([
       this.#inbound ? drainServer(this.#inbound, { timeoutMs }) : undefined,
