@@ -8,13 +8,14 @@ import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { Diagnostic } from '../policy/diagnostics.ts';
 import { formatDiagnostic } from '../policy/diagnostics.ts';
 import { RateLimiter } from '../policy/ratelimit/rate-limiter.ts';
+import type { Mesh } from '../proto/policy-service.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import type { AgentConfig } from './config.ts';
 import { PolicyError, RESCUE } from './errors.ts';
 import { type IdentityProvider, TlsIdentity } from './identity/tls-identity.ts';
 import { Inventory } from './inventory/inventory.ts';
 import { callerKey, InventoryTracker } from './inventory/request-tracker.ts';
-import { MeshDirectory } from './outbound/mesh.ts';
+import { MeshDirectory, meshEndpointsOf } from './outbound/mesh.ts';
 import { MeshFile } from './outbound/mesh-file.ts';
 import { OutboundProxy } from './outbound/outbound-proxy.ts';
 import { bundleStates } from './pipeline/bundle-state.ts';
@@ -118,42 +119,48 @@ export class Agent {
         (r) => r.name === route && r.deprecation !== null,
       ),
     );
-    this.#source = createPolicySource(config, deps, {
-      path: config.policyPath,
-      workload: { port: upstreamPort, ...(config.labels ? { labels: config.labels } : {}) },
-      onLoad: (engine, diagnostics) => {
-        for (const d of diagnostics) deps.logger.warn({ diagnostic: formatDiagnostic(d) }, 'policy warning');
-        this.metrics.inc('tollgate_policy_reloads_total', { result: 'success' });
-        const global = engine.bundle.policies.some((p) => p.rateLimits.some((l) => l.scope === 'Global'));
-        if (global && !config.redisUrl && !this.#warnedPerSidecar) {
-          this.#warnedPerSidecar = true;
-          deps.logger.warn({}, 'Global rate limits act per sidecar: no --redis-url to share them through');
-        }
-        loadedAt = now();
-        this.metrics.set(
-          'tollgate_policy_bundle_loaded_timestamp_seconds',
-          {},
-          loadedAt / 1000,
-          'When the enforced bundle was loaded (Unix seconds)',
-        );
-        this.metrics.reset('tollgate_policy_bundle_info');
-        this.metrics.set(
-          'tollgate_policy_bundle_info',
-          { version: engine.bundle.version },
-          1,
-          'Loaded bundle',
-        );
-        deps.logger.info(
-          { version: engine.bundle.version, policies: engine.bundle.policies.length },
-          'policy loaded',
-        );
+    this.#source = createPolicySource(
+      config,
+      deps,
+      {
+        path: config.policyPath,
+        workload: { port: upstreamPort, ...(config.labels ? { labels: config.labels } : {}) },
+        onLoad: (engine, diagnostics) => {
+          for (const d of diagnostics)
+            deps.logger.warn({ diagnostic: formatDiagnostic(d) }, 'policy warning');
+          this.metrics.inc('tollgate_policy_reloads_total', { result: 'success' });
+          const global = engine.bundle.policies.some((p) => p.rateLimits.some((l) => l.scope === 'Global'));
+          if (global && !config.redisUrl && !this.#warnedPerSidecar) {
+            this.#warnedPerSidecar = true;
+            deps.logger.warn({}, 'Global rate limits act per sidecar: no --redis-url to share them through');
+          }
+          loadedAt = now();
+          this.metrics.set(
+            'tollgate_policy_bundle_loaded_timestamp_seconds',
+            {},
+            loadedAt / 1000,
+            'When the enforced bundle was loaded (Unix seconds)',
+          );
+          this.metrics.reset('tollgate_policy_bundle_info');
+          this.metrics.set(
+            'tollgate_policy_bundle_info',
+            { version: engine.bundle.version },
+            1,
+            'Loaded bundle',
+          );
+          deps.logger.info(
+            { version: engine.bundle.version, policies: engine.bundle.policies.length },
+            'policy loaded',
+          );
+        },
+        onReject: (diagnostics) => {
+          this.metrics.inc('tollgate_policy_reloads_total', { result: 'rejected' });
+          const lines = diagnostics.map(formatDiagnostic);
+          deps.logger.error({ diagnostics: lines }, 'policy rejected, keeping the last good one');
+        },
       },
-      onReject: (diagnostics) => {
-        this.metrics.inc('tollgate_policy_reloads_total', { result: 'rejected' });
-        const lines = diagnostics.map(formatDiagnostic);
-        deps.logger.error({ diagnostics: lines }, 'policy rejected, keeping the last good one');
-      },
-    });
+      { onMesh: (mesh) => this.#applyMesh(mesh) },
+    );
     this.#forwarder = new Forwarder({ upstream: config.upstream });
     this.#responses = new ResponseFilter({ metrics: this.metrics, logger: deps.logger });
     const authnOptions = { ...(deps.fetch ? { fetch: deps.fetch } : {}), now };
@@ -279,6 +286,22 @@ export class Agent {
       },
     });
     return this.#listener;
+  }
+
+  /** The operator's mesh: replaces the one in force unless it is malformed (then kept, and logged). */
+  #applyMesh(message: Mesh): void {
+    const problems: string[] = [];
+    const endpoints = meshEndpointsOf(message.endpoints, problems);
+    if (problems.length > 0) {
+      this.#deps.logger.error(
+        { version: message.version, problems: problems.slice(0, 10) },
+        'mesh from the operator rejected, keeping the one in force',
+      );
+      return;
+    }
+    if (message.version === this.mesh.version) return;
+    this.mesh.replace(endpoints, message.version);
+    this.#deps.logger.info({ version: message.version, endpoints: endpoints.length }, 'mesh updated');
   }
 
   /** Standalone `--mesh`: loaded now (throws when unusable), then watched. */

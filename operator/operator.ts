@@ -25,6 +25,7 @@ import { injectorOptions } from './admission/injector-options.ts';
 import { WorkloadSignError, WorkloadSigner } from './ca/workload-signer.ts';
 import type { OperatorConfig } from './config.ts';
 import { HealthServer } from './health-server.ts';
+import { meshOf } from './index/mesh-endpoints.ts';
 import { type PodInfo, PolicyIndex, podInfo } from './index/policy-index.ts';
 import { EventRecorder } from './kube/event-recorder.ts';
 import { ResilientInformer } from './kube/informer.ts';
@@ -33,6 +34,7 @@ import type { KubeLogger } from './kube/log.ts';
 import { shareDispatchers } from './kube/shared-dispatcher.ts';
 import { patchStatus } from './kube/status-patcher.ts';
 import { AckRecorder } from './push/ack-recorder.ts';
+import { MeshPush } from './push/mesh-push.ts';
 import { PolicyServer, type SignOutcome } from './push/policy-server.ts';
 import { PushQueue } from './push/push-queue.ts';
 import { SessionRegistry, type SidecarSession } from './push/sessions.ts';
@@ -87,6 +89,8 @@ export interface OperatorOptions {
   /** Push debounce (default 20 ms) and status debounce (default 50 ms). */
   pushDebounceMs?: number;
   statusDebounceMs?: number;
+  /** Merges a burst of pod changes into one mesh push to every sidecar. Default 500 ms. */
+  meshDebounceMs?: number;
   /** Coalescing of ACK annotations on Pods. Default 100 ms. */
   ackFlushMs?: number;
 }
@@ -107,6 +111,7 @@ export class Operator {
   readonly #custom: CustomObjectsApi;
   readonly #auth: AuthenticationV1Api;
   readonly #queue: PushQueue;
+  readonly #mesh: MeshPush;
   readonly #status: StatusReconciler;
   readonly #acks: AckRecorder;
   readonly #events: EventRecorder;
@@ -134,6 +139,11 @@ export class Operator {
       },
       debounceMs: options.pushDebounceMs ?? 20,
       onPush: () => publishOperatorEvent({ type: 'push', ok: true }),
+    });
+    this.#mesh = new MeshPush({
+      sessions: this.sessions,
+      mesh: () => meshOf(this.index.pods(), options.config.trustDomain ?? 'cluster.local'),
+      debounceMs: options.meshDebounceMs ?? 500,
     });
     this.#events = new EventRecorder({ kubeConfig: kc, log: options.log, instance: options.config.identity });
     this.#status = new StatusReconciler({
@@ -228,6 +238,7 @@ export class Operator {
         publishOperatorEvent({ type: 'sidecar', change: 'connected' });
         this.#markPod(s.namespace, s.pod);
       },
+      onGreeted: (s) => this.#mesh.greet(s),
       onDisconnect: () => publishOperatorEvent({ type: 'sidecar', change: 'disconnected' }),
     });
     const grpcPort = await this.#server.start();
@@ -262,6 +273,7 @@ export class Operator {
     this.#stopped = true;
     this.#ready = false;
     this.#queue.close();
+    this.#mesh.close();
     this.#status.close();
     await this.#acks.flush();
     this.#acks.close();
@@ -457,6 +469,7 @@ export class Operator {
       const before = this.index.upsertPod(pod);
       if (before && JSON.stringify(before) === JSON.stringify(pod)) return;
       this.#queue.enqueuePod(pod.namespace, pod.name);
+      this.#mesh.changed();
       for (const labels of before ? [before.labels, pod.labels] : [pod.labels]) {
         for (const p of this.index.policiesSelecting(pod.namespace, labels))
           this.#status.mark(p.namespace, p.name);
@@ -472,6 +485,7 @@ export class Operator {
         this.#watched('Pod', 'DELETED');
         const gone = this.index.deletePod(obj.metadata?.namespace ?? 'default', obj.metadata?.name ?? '');
         if (!gone) return;
+        this.#mesh.changed();
         for (const p of this.index.policiesSelecting(gone.namespace, gone.labels))
           this.#status.mark(p.namespace, p.name);
       },

@@ -49,7 +49,17 @@ export interface Bundle {
   version: string;
   json: string;
 }
-export type OperatorMessage = { kind: 'bundle'; bundle: Bundle };
+export interface MeshEndpointMessage {
+  addresses: string[];
+  ports: number[];
+  excludedPorts: number[];
+  identities: string[];
+}
+export interface Mesh {
+  version: string;
+  endpoints: MeshEndpointMessage[];
+}
+export type OperatorMessage = { kind: 'bundle'; bundle: Bundle } | { kind: 'mesh'; mesh: Mesh };
 
 let definition: ServiceDefinition | undefined;
 

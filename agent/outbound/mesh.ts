@@ -89,11 +89,16 @@ export function parseMeshDocument(text: string): MeshEndpoint[] {
   const problems: string[] = [];
   if (!isObj(doc)) throw new Error('must be a mapping with `endpoints`');
   for (const key of Object.keys(doc)) if (key !== 'endpoints') problems.push(`${key}: unknown field`);
-  const endpoints = list(doc.endpoints, 'endpoints', problems).map((e, i) =>
-    meshEndpointOf(e, `endpoints[${i}]`, problems),
-  );
+  const endpoints = meshEndpointsOf(list(doc.endpoints, 'endpoints', problems), problems);
   if (problems.length > 0) throw new Error(problems.join('; '));
-  return endpoints.filter((e): e is MeshEndpoint => e !== null);
+  return endpoints;
+}
+
+/** The endpoints of a list (a `--mesh` file's, or the operator's Mesh message); problems pushed. */
+export function meshEndpointsOf(items: readonly unknown[], problems: string[]): MeshEndpoint[] {
+  return items
+    .map((e, i) => meshEndpointOf(e, `endpoints[${i}]`, problems))
+    .filter((e): e is MeshEndpoint => e !== null);
 }
 
 interface Entry {

@@ -24,7 +24,12 @@ import {
 } from '@grpc/grpc-js';
 import type { Diagnostic } from '../../policy/diagnostics.ts';
 import { PolicyEngine } from '../../policy/engine/engine.ts';
-import { type Bundle, type OperatorMessage, policyServiceDefinition } from '../../proto/policy-service.ts';
+import {
+  type Bundle,
+  type Mesh,
+  type OperatorMessage,
+  policyServiceDefinition,
+} from '../../proto/policy-service.ts';
 import type { Logger } from '../agent.ts';
 import { Backoff, type BackoffOptions } from './backoff.ts';
 import { readStateBundle, writeStateBundle } from './state-dir.ts';
@@ -60,6 +65,8 @@ export interface OperatorSourceOptions {
   channelOptions?: ChannelOptions;
   onLoad?: (engine: PolicyEngine, diagnostics: Diagnostic[]) => void;
   onReject?: (diagnostics: Diagnostic[]) => void;
+  /** The operator's meshed destinations, each time they change. */
+  onMesh?: (mesh: Mesh) => void;
 }
 
 export type DecodedBundle = { ok: true; engine: PolicyEngine } | { ok: false; error: string };
@@ -270,6 +277,10 @@ export class OperatorPolicySource {
     };
     const end = await new Promise<StatusObject>((resolve) => {
       call.on('data', (message: OperatorMessage) => {
+        if (message.kind === 'mesh') {
+          this.#o.onMesh?.(message.mesh);
+          return;
+        }
         if (message.kind !== 'bundle') return;
         if (++bundles === 1) this.#o.logger.info({ operator: this.#o.target }, 'operator stream open');
         queue = queue.then(() => this.#apply(message.bundle, send));

@@ -6,6 +6,7 @@
  */
 import type { Diagnostic } from '../../policy/diagnostics.ts';
 import type { PolicyEngine } from '../../policy/engine/engine.ts';
+import type { Mesh } from '../../proto/policy-service.ts';
 import type { Logger } from '../agent.ts';
 import type { AgentConfig } from '../config.ts';
 import { FilePolicySource, type FileSourceOptions } from './file-source.ts';
@@ -68,11 +69,18 @@ export interface PolicySourceDeps {
   agentVersion?: string;
 }
 
+/** What only the operator sends besides bundles. */
+export interface OperatorExtras {
+  /** The meshed destinations, whole, each time they change. */
+  onMesh?: (mesh: Mesh) => void;
+}
+
 /** The operator source with `--operator`, else the file source; `file` carries the shared callbacks. */
 export function createPolicySource(
   config: AgentConfig,
   deps: PolicySourceDeps,
   file: FileSourceOptions,
+  extras: OperatorExtras = {},
 ): PolicySource {
   const op = config.operator;
   if (!op) return new FilePolicySource(file);
@@ -90,5 +98,6 @@ export function createPolicySource(
     backoff: { minMs: op.backoffMs.min, maxMs: op.backoffMs.max },
     ...(file.onLoad ? { onLoad: file.onLoad } : {}),
     ...(file.onReject ? { onReject: file.onReject } : {}),
+    ...(extras.onMesh ? { onMesh: extras.onMesh } : {}),
   });
 }

@@ -37,6 +37,17 @@ export interface PodInfo {
   ackedVersion: string;
   /** Its sidecar's last NACK (`tollgate.dev/policy-error` annotation: "version: error"), "" if none. */
   nack: string;
+  /** Its IPs (`status.podIPs`, else `status.podIP`); empty until it has one. */
+  ips: string[];
+  /** The inbound ports its `tollgate-init` captures (to its agent); null when it has no such init container. */
+  capture: PodCapture | null;
+}
+
+/** What `tollgate init` captures inbound: the listed ports, or every port (`*`) but the excluded ones. */
+export interface PodCapture {
+  ports: number[] | '*';
+  /** With `*`: the ports left alone (the exclusions and the agent's own ports). */
+  excluded: number[];
 }
 
 /** What the index keeps of an ApiPolicy. */
@@ -64,6 +75,14 @@ export interface WorkloadBundle {
 }
 
 export const AGENT_CONTAINER = 'tollgate-agent';
+/** The capture init container the injector adds (operator/admission/sidecar-containers.ts). */
+export const INIT_CONTAINER = 'tollgate-init';
+/** The agent's own ports `tollgate init` never captures, when the args do not name them. */
+const AGENT_PORT_FLAGS: Readonly<Record<string, number>> = {
+  '--inbound-port': 15006,
+  '--outbound-port': 15001,
+  '--admin-port': 15020,
+};
 export const ACKED_VERSION_ANNOTATION = 'tollgate.dev/policy-version';
 export const NACK_ANNOTATION = 'tollgate.dev/policy-error';
 
@@ -91,6 +110,53 @@ function names(list: unknown): string[] {
   return Array.isArray(list) ? list.map((c) => (isObj(c) ? str(c.name) : '')) : [];
 }
 
+/** The value of `--flag V` or `--flag=V` in an argument list. */
+function flagValue(args: readonly string[], flag: string): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    if (a === flag) return args[i + 1];
+    if (a.startsWith(`${flag}=`)) return a.slice(flag.length + 1);
+  }
+  return undefined;
+}
+
+function portList(text: string | undefined): number[] {
+  return (text ?? '')
+    .split(',')
+    .map((p) => Number(p.trim()))
+    .filter((p) => Number.isInteger(p) && p >= 1 && p <= 65535);
+}
+
+/** What the pod's `tollgate-init` container captures inbound, from its arguments. */
+function captureOf(spec: Obj): PodCapture | null {
+  const inits = Array.isArray(spec.initContainers) ? spec.initContainers : [];
+  const init = inits.find((c) => isObj(c) && c.name === INIT_CONTAINER) as Obj | undefined;
+  if (!init) return null;
+  const args = [
+    ...(Array.isArray(init.command) ? init.command : []),
+    ...(Array.isArray(init.args) ? init.args : []),
+  ].filter((a): a is string => typeof a === 'string');
+  const inbound = flagValue(args, '--inbound-ports');
+  if (inbound === undefined) return null;
+  if (inbound.trim() !== '*') {
+    const ports = portList(inbound);
+    return ports.length === 0 ? null : { ports, excluded: [] };
+  }
+  const own = Object.entries(AGENT_PORT_FLAGS).map(
+    ([flag, port]) => portList(flagValue(args, flag))[0] ?? port,
+  );
+  const excluded = [...new Set([...portList(flagValue(args, '--exclude-inbound-ports')), ...own])];
+  return { ports: '*', excluded: excluded.sort((a, b) => a - b) };
+}
+
+function ipsOf(status: Obj): string[] {
+  const listed = Array.isArray(status.podIPs)
+    ? status.podIPs.map((p) => (isObj(p) ? str(p.ip) : '')).filter((ip) => ip !== '')
+    : [];
+  if (listed.length > 0) return listed;
+  return str(status.podIP) === '' ? [] : [str(status.podIP)];
+}
+
 /** The index's view of a Pod object (client-node's V1Pod or plain JSON). */
 export function podInfo(pod: unknown): PodInfo {
   const m = meta(pod);
@@ -108,6 +174,8 @@ export function podInfo(pod: unknown): PodInfo {
     terminating: m.deletionTimestamp != null || phase === 'Succeeded' || phase === 'Failed',
     ackedVersion: annotations[ACKED_VERSION_ANNOTATION] ?? '',
     nack: annotations[NACK_ANNOTATION] ?? '',
+    ips: ipsOf(status),
+    capture: captureOf(spec),
   };
 }
 
@@ -200,6 +268,10 @@ export class PolicyIndex {
 
   policies(): IterableIterator<PolicyRecord> {
     return this.#policies.values();
+  }
+
+  pods(): IterableIterator<PodInfo> {
+    return this.#pods.values();
   }
 
   podsIn(namespace: string): PodInfo[] {

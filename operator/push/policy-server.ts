@@ -56,6 +56,8 @@ export interface PolicyServerOptions {
   /** Signs a workload CSR (IdentityService.Sign); absent: the service is not served. */
   sign?: (request: SignRequest) => Promise<SignOutcome>;
   onConnect?: (session: SidecarSession) => void;
+  /** After the first bundle was pushed (or found current): for what follows it, such as the mesh. */
+  onGreeted?: (session: SidecarSession) => void;
   onDisconnect?: (session: SidecarSession) => void;
 }
 
@@ -237,6 +239,10 @@ export class PolicyServer {
       send: (version, json) => {
         call.write({ kind: 'bundle', bundle: { version, json } });
       },
+      meshVersion: '',
+      sendMesh: (mesh) => {
+        call.write({ kind: 'mesh', mesh });
+      },
     };
     o.sessions.add(session);
     o.log.info(
@@ -245,6 +251,7 @@ export class PolicyServer {
     );
     o.onConnect?.(session);
     o.queue.pushNow(session);
+    o.onGreeted?.(session);
     return session;
   }
 }

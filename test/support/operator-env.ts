@@ -7,7 +7,14 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import { createCa as createOperatorCa } from '../../operator/ca/certificates.ts';
 import { Operator } from '../../operator/operator.ts';
 import { kubeConfigFor } from '../kube/client.ts';
@@ -85,9 +92,10 @@ export async function createWorkloadCa(
 export async function startOperator(
   env: OperatorEnv,
   identity = 'replica-1',
-  extra: { workloadCertTtlMs?: number; trustDomain?: string } = {},
+  extra: { workloadCertTtlMs?: number; trustDomain?: string; meshDebounceMs?: number } = {},
 ): Promise<StartedOperator> {
   const log = new RecordingLogger();
+  const { meshDebounceMs, ...configExtra } = extra;
   const operator = new Operator({
     kubeConfig: env.kc,
     config: {
@@ -100,10 +108,11 @@ export async function startOperator(
       leaseDurationMs: 2000,
       renewDeadlineMs: 1500,
       retryPeriodMs: 200,
-      ...extra,
+      ...configExtra,
     },
     log,
     ackFlushMs: 20,
+    ...(meshDebounceMs === undefined ? {} : { meshDebounceMs }),
   });
   const { grpcPort, healthPort } = await operator.start();
   return { operator, log, address: `127.0.0.1:${grpcPort}`, healthPort };
@@ -125,14 +134,32 @@ export async function createPod(
   namespace: string,
   name: string,
   labels: Record<string, string>,
-  opts: { serviceAccount?: string; meshed?: boolean } = {},
+  opts: {
+    serviceAccount?: string;
+    meshed?: boolean;
+    /** The ports its `tollgate-init` captures (as the injector writes them); none: no init container. */
+    capturedPorts?: readonly number[];
+    /** Its IP, set through the status subresource as the kubelet would. */
+    ip?: string;
+  } = {},
 ): Promise<V1Pod> {
-  return env.core.createNamespacedPod({
+  const created = await env.core.createNamespacedPod({
     namespace,
     body: {
       metadata: { name, labels },
       spec: {
         ...(opts.serviceAccount ? { serviceAccountName: opts.serviceAccount } : {}),
+        ...(opts.capturedPorts
+          ? {
+              initContainers: [
+                {
+                  name: 'tollgate-init',
+                  image: 'tollgate:dev',
+                  args: ['init', '--inbound-ports', opts.capturedPorts.join(',')],
+                },
+              ],
+            }
+          : {}),
         containers: [
           { name: 'app', image: 'example/app:1' },
           ...(opts.meshed === false ? [] : [{ name: 'tollgate-agent', image: 'tollgate:dev' }]),
@@ -140,6 +167,11 @@ export async function createPod(
       },
     },
   });
+  if (opts.ip === undefined) return created;
+  return env.core.patchNamespacedPodStatus(
+    { namespace, name, body: { status: { phase: 'Running', podIP: opts.ip, podIPs: [{ ip: opts.ip }] } } },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
 }
 
 /** A projected-style token (audience `tollgate`) bound to the pod. */
