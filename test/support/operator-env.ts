@@ -315,3 +315,23 @@ export async function startOperatorProcess(
     },
   };
 }
+
+/** An ApiPolicy condition, as the operator writes it. */
+export interface PolicyCondition {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+  observedGeneration: number;
+}
+
+/** An ApiPolicy as read back from the API server: what the tests check of it. */
+export interface PolicyObject {
+  metadata: { generation: number; uid: string } & Record<string, unknown>;
+  status?: {
+    observedGeneration?: number;
+    conditions?: PolicyCondition[];
+    workloads?: { selected: number; programmed: number };
+    policyHash?: string;
+  };
+}
