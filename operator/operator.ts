@@ -26,7 +26,7 @@ import { WorkloadSignError, WorkloadSigner } from './ca/workload-signer.ts';
 import type { OperatorConfig } from './config.ts';
 import { HealthServer } from './health-server.ts';
 import { meshOf } from './index/mesh-endpoints.ts';
-import { type PodInfo, PolicyIndex, podInfo } from './index/policy-index.ts';
+import { type PodInfo, PolicyIndex, podInfo, serviceInfo } from './index/policy-index.ts';
 import { EventRecorder } from './kube/event-recorder.ts';
 import { ResilientInformer } from './kube/informer.ts';
 import { LeaderElector } from './kube/leader-election.ts';
@@ -142,7 +142,8 @@ export class Operator {
     });
     this.#mesh = new MeshPush({
       sessions: this.sessions,
-      mesh: () => meshOf(this.index.pods(), options.config.trustDomain ?? 'cluster.local'),
+      mesh: () =>
+        meshOf(this.index.pods(), this.index.services(), options.config.trustDomain ?? 'cluster.local'),
       debounceMs: options.meshDebounceMs ?? 500,
     });
     this.#events = new EventRecorder({ kubeConfig: kc, log: options.log, instance: options.config.identity });
@@ -213,7 +214,12 @@ export class Operator {
       metrics: () => this.#renderMetrics(),
     });
     const health = await this.#health.start();
-    this.#informers = [this.#namespaceInformer(), this.#podInformer(), this.#policyInformer()];
+    this.#informers = [
+      this.#namespaceInformer(),
+      this.#podInformer(),
+      this.#serviceInformer(),
+      this.#policyInformer(),
+    ];
     await Promise.all(this.#informers.map((i) => i.start()));
     this.#server = new PolicyServer({
       listen: `${config.grpcListen.host}:${config.grpcListen.port}`,
@@ -418,7 +424,10 @@ export class Operator {
       if (p.namespace === namespace) this.#status.mark(p.namespace, p.name);
   }
 
-  #watched(resource: 'ApiPolicy' | 'Pod' | 'Namespace', event: 'ADDED' | 'MODIFIED' | 'DELETED'): void {
+  #watched(
+    resource: 'ApiPolicy' | 'Pod' | 'Namespace' | 'Service',
+    event: 'ADDED' | 'MODIFIED' | 'DELETED',
+  ): void {
     publishOperatorEvent({ type: 'watch', resource, event });
   }
 
@@ -491,6 +500,31 @@ export class Operator {
       },
       log: this.#o.log,
       name: 'pods',
+    });
+  }
+
+  /** Services, for the mesh only (a Service whose pods are all meshed is a meshed destination). */
+  #serviceInformer(): ResilientInformer<KubernetesObject> {
+    const changed = (obj: KubernetesObject, event: 'ADDED' | 'MODIFIED') => {
+      this.#watched('Service', event);
+      const service = serviceInfo(obj);
+      const before = this.index.upsertService(service);
+      if (before && JSON.stringify(before) === JSON.stringify(service)) return;
+      this.#mesh.changed();
+    };
+    return new ResilientInformer<KubernetesObject>({
+      kubeConfig: this.#o.kubeConfig,
+      path: '/api/v1/services',
+      list: (query) => this.#core.listServiceForAllNamespaces({ ...query }) as never,
+      onAdd: (obj) => changed(obj, 'ADDED'),
+      onUpdate: (obj) => changed(obj, 'MODIFIED'),
+      onDelete: (obj) => {
+        this.#watched('Service', 'DELETED');
+        if (this.index.deleteService(obj.metadata?.namespace ?? 'default', obj.metadata?.name ?? ''))
+          this.#mesh.changed();
+      },
+      log: this.#o.log,
+      name: 'services',
     });
   }
 

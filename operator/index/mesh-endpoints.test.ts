@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { meshOf, spiffeIdOfPod } from './mesh-endpoints.ts';
-import { type PodInfo, podInfo } from './policy-index.ts';
+import { meshEndpointOfService, meshOf, spiffeIdOfPod } from './mesh-endpoints.ts';
+import { type PodInfo, podInfo, serviceInfo } from './policy-index.ts';
 
 /** A pod as the injector leaves it (the golden output of operator/admission), given an IP. */
 function injected(golden: string, ip: string | string[], extra: Record<string, unknown> = {}): PodInfo {
@@ -67,7 +67,7 @@ describe('meshOf', () => {
   test('one endpoint per running meshed pod with an IP and capture, ordered, with its SPIFFE ID', () => {
     const b = { ...injected('custom', ['10.0.0.6', 'fd00::6']), namespace: 'shop', name: 'b' };
     const a = { ...injected('annotated', '10.0.0.5'), namespace: 'shop', name: 'a' };
-    const mesh = meshOf([b, a], TD);
+    const mesh = meshOf([b, a], [], TD);
     assert.deepEqual(
       mesh.endpoints,
       [
@@ -87,7 +87,7 @@ describe('meshOf', () => {
     );
     assert.match(spiffeIdOfPod(TD, a), /^spiffe:\/\/cluster\.local\/ns\/[a-z-]+\/sa\/[a-z0-9-]+$/);
     assert.match(mesh.version, /^sha256:[0-9a-f]{64}$/);
-    assert.equal(meshOf([a, b], TD).version, mesh.version, 'the order pods arrive in does not matter');
+    assert.equal(meshOf([a, b], [], TD).version, mesh.version, 'the order pods arrive in does not matter');
   });
 
   test('left out: terminating, not meshed, no IP, no capture', () => {
@@ -98,12 +98,111 @@ describe('meshOf', () => {
       { ...running, name: 'pending', ips: [] },
       { ...running, name: 'uncaptured', capture: null },
     ];
-    assert.deepEqual(meshOf(pods, TD).endpoints, []);
-    const before = meshOf([running], TD);
+    assert.deepEqual(meshOf(pods, [], TD).endpoints, []);
+    const before = meshOf([running], [], TD);
     assert.notEqual(
-      meshOf([{ ...running, ips: ['10.0.0.9'] }], TD).version,
+      meshOf([{ ...running, ips: ['10.0.0.9'] }], [], TD).version,
       before.version,
       'a new IP is a new mesh',
     );
+  });
+});
+
+describe('meshOf: Services', () => {
+  const TD = 'cluster.local';
+  const pod = (
+    name: string,
+    labels: Record<string, string>,
+    sa: string,
+    opts: Partial<PodInfo> = {},
+  ): PodInfo => ({
+    namespace: 'shop',
+    name,
+    uid: `uid-${name}`,
+    labels,
+    serviceAccount: sa,
+    meshed: true,
+    terminating: false,
+    ackedVersion: '',
+    nack: '',
+    ips: [`10.0.0.${name.length}`],
+    capture: { ports: [8080], excluded: [] },
+    namedPorts: { http: 8080, metrics: 9100 },
+    ...opts,
+  });
+  const service = (spec: Record<string, unknown>) =>
+    serviceInfo({
+      metadata: { name: 'orders', namespace: 'shop' },
+      spec: { clusterIP: '10.96.0.10', ...spec },
+    });
+
+  test('a Service whose selected pods all capture the target port: its cluster IP, its ports, their identities', () => {
+    const pods = [pod('o1', { app: 'orders' }, 'orders'), pod('o22', { app: 'orders' }, 'orders-v2')];
+    const svc = service({
+      selector: { app: 'orders' },
+      clusterIPs: ['10.96.0.10', 'fd00::a'],
+      ports: [
+        { port: 80, targetPort: 8080 },
+        { port: 81, targetPort: 'http' },
+        { port: 9100, targetPort: 'metrics' },
+        { port: 53, targetPort: 8080, protocol: 'UDP' },
+      ],
+    });
+    assert.deepEqual(meshEndpointOfService(svc, pods, TD), {
+      addresses: ['10.96.0.10', 'fd00::a'],
+      ports: [80, 81],
+      excludedPorts: [],
+      identities: ['spiffe://cluster.local/ns/shop/sa/orders', 'spiffe://cluster.local/ns/shop/sa/orders-v2'],
+    });
+    const mesh = meshOf(pods, [svc], TD);
+    assert.equal(mesh.endpoints.length, 3, 'both pods and the service');
+  });
+
+  test("'*' capture: every target port but the excluded ones", () => {
+    const pods = [pod('o1', { app: 'orders' }, 'orders', { capture: { ports: '*', excluded: [9100] } })];
+    const svc = service({
+      selector: { app: 'orders' },
+      ports: [
+        { port: 80, targetPort: 8080 },
+        { port: 9100, targetPort: 9100 },
+      ],
+    });
+    assert.deepEqual(meshEndpointOfService(svc, pods, TD)?.ports, [80]);
+  });
+
+  test('not meshed: a selected pod without a sidecar, no pod, no selector, headless, an uncaptured or unknown port', () => {
+    const orders = pod('o1', { app: 'orders' }, 'orders');
+    const plain = pod('o2', { app: 'orders' }, 'orders', { meshed: false });
+    const selector = { app: 'orders' };
+    const ports = [{ port: 80, targetPort: 8080 }];
+    assert.equal(meshEndpointOfService(service({ selector, ports }), [orders, plain], TD), null);
+    assert.equal(meshEndpointOfService(service({ selector: { app: 'none' }, ports }), [orders], TD), null);
+    assert.equal(meshEndpointOfService(service({ ports }), [orders], TD), null);
+    assert.equal(meshEndpointOfService(service({ selector, ports, clusterIP: 'None' }), [orders], TD), null);
+    assert.equal(
+      meshEndpointOfService(service({ selector, ports: [{ port: 90, targetPort: 9090 }] }), [orders], TD),
+      null,
+    );
+    assert.equal(
+      meshEndpointOfService(service({ selector, ports: [{ port: 90, targetPort: 'grpc' }] }), [orders], TD),
+      null,
+    );
+    // A terminating pod no longer counts; the rest are meshed.
+    const gone = { ...plain, terminating: true };
+    assert.notEqual(meshEndpointOfService(service({ selector, ports }), [orders, gone], TD), null);
+  });
+
+  test('serviceInfo: targetPort defaults to the port; clusterIP None is no address', () => {
+    const info = serviceInfo({
+      metadata: { name: 's', namespace: 'shop' },
+      spec: { clusterIP: 'None', selector: { a: 'b' }, ports: [{ port: 80 }] },
+    });
+    assert.deepEqual(info, {
+      namespace: 'shop',
+      name: 's',
+      selector: { a: 'b' },
+      clusterIPs: [],
+      ports: [{ port: 80, targetPort: 80, protocol: 'TCP' }],
+    });
   });
 });

@@ -31,6 +31,7 @@ describe('podInfo', () => {
       nack: 'sha256:2: bad',
       ips: [],
       capture: null,
+      namedPorts: {},
     });
     assert.equal(podInfo(podObject('b', {}, { meshed: false })).meshed, false);
     assert.equal(podInfo(podObject('c', {}, { deleting: true })).terminating, true);

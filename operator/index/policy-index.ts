@@ -41,6 +41,19 @@ export interface PodInfo {
   ips: string[];
   /** The inbound ports its `tollgate-init` captures (to its agent); null when it has no such init container. */
   capture: PodCapture | null;
+  /** Its containers' named ports (`ports[].name` → `containerPort`), for Services' named target ports. */
+  namedPorts: Readonly<Record<string, number>>;
+}
+
+/** What the index keeps of a Service (for the mesh). */
+export interface ServiceInfo {
+  namespace: string;
+  name: string;
+  /** `spec.selector`; null when it has none (its endpoints are managed by hand: never meshed). */
+  selector: Readonly<Record<string, string>> | null;
+  /** `spec.clusterIPs` (else `spec.clusterIP`), without `None`. */
+  clusterIPs: string[];
+  ports: { port: number; targetPort: number | string; protocol: string }[];
 }
 
 /** What `tollgate init` captures inbound: the listed ports, or every port (`*`) but the excluded ones. */
@@ -157,6 +170,42 @@ function ipsOf(status: Obj): string[] {
   return str(status.podIP) === '' ? [] : [str(status.podIP)];
 }
 
+function namedPortsOf(spec: Obj): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const c of [
+    ...(Array.isArray(spec.containers) ? spec.containers : []),
+    ...(Array.isArray(spec.initContainers) ? spec.initContainers : []),
+  ]) {
+    if (!isObj(c) || !Array.isArray(c.ports)) continue;
+    for (const p of c.ports)
+      if (isObj(p) && typeof p.name === 'string' && typeof p.containerPort === 'number')
+        out[p.name] = p.containerPort;
+  }
+  return out;
+}
+
+/** The index's view of a Service object. */
+export function serviceInfo(service: unknown): ServiceInfo {
+  const m = meta(service);
+  const spec = isObj(service) && isObj(service.spec) ? service.spec : {};
+  const listed = Array.isArray(spec.clusterIPs)
+    ? spec.clusterIPs.map((ip) => str(ip))
+    : [str(spec.clusterIP)];
+  const selector = strings(spec.selector);
+  return {
+    namespace: str(m.namespace, 'default'),
+    name: str(m.name),
+    selector: Object.keys(selector).length === 0 ? null : selector,
+    clusterIPs: listed.filter((ip) => ip !== '' && ip !== 'None'),
+    ports: (Array.isArray(spec.ports) ? spec.ports : []).flatMap((p) => {
+      if (!isObj(p) || typeof p.port !== 'number') return [];
+      const target =
+        typeof p.targetPort === 'number' || typeof p.targetPort === 'string' ? p.targetPort : p.port;
+      return [{ port: p.port, targetPort: target, protocol: str(p.protocol, 'TCP') }];
+    }),
+  };
+}
+
 /** The index's view of a Pod object (client-node's V1Pod or plain JSON). */
 export function podInfo(pod: unknown): PodInfo {
   const m = meta(pod);
@@ -176,6 +225,7 @@ export function podInfo(pod: unknown): PodInfo {
     nack: annotations[NACK_ANNOTATION] ?? '',
     ips: ipsOf(status),
     capture: captureOf(spec),
+    namedPorts: namedPortsOf(spec),
   };
 }
 
@@ -188,6 +238,7 @@ export const keyOf = (namespace: string, name: string): string => `${namespace}/
 export class PolicyIndex {
   readonly #policies = new Map<string, PolicyRecord>();
   readonly #pods = new Map<string, PodInfo>();
+  readonly #services = new Map<string, ServiceInfo>();
   readonly #namespaces = new Map<string, Readonly<Record<string, string>>>();
   /** Per namespace: workload key → bundle, dropped whenever a policy of the namespace changes. */
   readonly #bundles = new Map<string, Map<string, WorkloadBundle>>();
@@ -272,6 +323,25 @@ export class PolicyIndex {
 
   pods(): IterableIterator<PodInfo> {
     return this.#pods.values();
+  }
+
+  /** Records a service; returns the previous view (undefined when new). */
+  upsertService(service: ServiceInfo): ServiceInfo | undefined {
+    const key = keyOf(service.namespace, service.name);
+    const previous = this.#services.get(key);
+    this.#services.set(key, service);
+    return previous;
+  }
+
+  deleteService(namespace: string, name: string): ServiceInfo | undefined {
+    const key = keyOf(namespace, name);
+    const previous = this.#services.get(key);
+    this.#services.delete(key);
+    return previous;
+  }
+
+  services(): IterableIterator<ServiceInfo> {
+    return this.#services.values();
   }
 
   podsIn(namespace: string): PodInfo[] {

@@ -4,7 +4,8 @@
  * captured ports, SPIFFE IDs) and the caller's agent originates mTLS to the
  * destination's agent, whose Strict policy then decides on the caller's
  * identity. Without iptables here, the destination pod's "captured port" is
- * its agent's inbound port itself.
+ * its agent's inbound port itself, and a TCP proxy on 127.0.0.3 stands for
+ * kube-proxy in front of a Service's cluster IP.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,6 +26,7 @@ import {
   startOperator,
   startOperatorEnv,
 } from '../support/operator-env.ts';
+import { TcpProxy } from '../support/tcp-proxy.ts';
 
 const NS = 'shop';
 const TD = 'spiffe://cluster.local';
@@ -65,6 +67,7 @@ describe('operator mesh: agents originate mTLS to meshed pods', () => {
   let orders: AgentProcess;
   let web: AgentProcess;
   let ordersPort: number;
+  let clusterIp: TcpProxy;
   const upstreams: { server: { close(): void } }[] = [];
 
   async function operatorAgent(pod: V1Pod, extra: string[]): Promise<AgentProcess> {
@@ -132,6 +135,19 @@ describe('operator mesh: agents originate mTLS to meshed pods', () => {
         },
       },
     });
+    // The orders Service: cluster IP 127.0.0.3, its port forwarded to the pod's (as kube-proxy's DNAT would).
+    clusterIp = await TcpProxy.start(`http://127.0.0.1:${ordersPort}`, '127.0.0.3');
+    await env.core.createNamespacedService({
+      namespace: NS,
+      body: {
+        metadata: { name: 'orders' },
+        spec: {
+          selector: { app: 'orders' },
+          clusterIP: '127.0.0.3',
+          ports: [{ name: 'http', port: clusterIp.port, targetPort: ordersPort }],
+        },
+      },
+    });
     op = await startOperator(env, 'replica-1', { meshDebounceMs: 50 });
     writeFileSync(join(dir, 'operator-ca.crt'), env.ca.cert);
     orders = await operatorAgent(ordersPod, ['--listen', `127.0.0.1:${ordersPort}`]);
@@ -139,7 +155,7 @@ describe('operator mesh: agents originate mTLS to meshed pods', () => {
     await eventually(
       async () =>
         [orders, web].every((a) => a.output().includes('workload certificate issued')) &&
-        lines(web, 'mesh updated').some((l) => l.endpoints === 2),
+        lines(web, 'mesh updated').some((l) => l.endpoints === 3),
       15_000,
     );
   });
@@ -153,6 +169,7 @@ describe('operator mesh: agents originate mTLS to meshed pods', () => {
       }
     }
     for (const u of upstreams) u.server.close();
+    await clusterIp?.close();
     await op?.operator.stop();
     await env?.close();
     rmSync(dir, { recursive: true, force: true });
@@ -172,6 +189,24 @@ describe('operator mesh: agents originate mTLS to meshed pods', () => {
     assert.equal(outbound?.mtls, true);
   });
 
+  test("through the orders Service's cluster IP: mTLS too (kube-proxy forwards the TLS bytes)", async () => {
+    const reply = await get(
+      web.outbound as number,
+      `127.0.0.3:${clusterIp.port}`,
+      '/v1/from-web?via=service',
+    );
+    assert.equal(reply.status, 200, reply.body);
+    await eventually(
+      async () => lines(web, 'outbound request').some((l) => l.destination === `127.0.0.3:${clusterIp.port}`),
+      5_000,
+    );
+    const outbound = lines(web, 'outbound request').find(
+      (l) => l.destination === `127.0.0.3:${clusterIp.port}`,
+    );
+    assert.equal(outbound?.mtls, true);
+    assert.ok(clusterIp.connections > 0, 'the call went through the cluster IP');
+  });
+
   test('a plaintext call straight to orders is refused by its Strict policy', async () => {
     const reply = await get(ordersPort, `127.0.0.1:${ordersPort}`, '/v1/open');
     assert.equal(reply.status, 403);
@@ -180,6 +215,7 @@ describe('operator mesh: agents originate mTLS to meshed pods', () => {
 
   test('the mesh follows the pods: once orders-1 is gone, web sends plaintext (and Strict refuses it)', async () => {
     await env.core.deleteNamespacedPod({ namespace: NS, name: 'orders-1' });
+    // Left: web's own pod (the orders pod and its Service, which selects nothing now, are gone).
     await eventually(async () => lines(web, 'mesh updated').some((l) => l.endpoints === 1), 10_000);
     const reply = await get(web.outbound as number, `127.0.0.1:${ordersPort}`, '/v1/open');
     assert.equal(reply.status, 403, reply.body);
