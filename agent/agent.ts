@@ -8,6 +8,7 @@ import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { Diagnostic } from '../policy/diagnostics.ts';
 import { formatDiagnostic } from '../policy/diagnostics.ts';
 import { RateLimiter } from '../policy/ratelimit/rate-limiter.ts';
+import type { Mesh } from '../proto/policy-service.ts';
 import { createAdminServer } from './admin/admin-server.ts';
 import type { AgentConfig } from './config.ts';
 import { PolicyError, RESCUE } from './errors.ts';
@@ -15,6 +16,8 @@ import { type IdentityProvider, TlsIdentity } from './identity/tls-identity.ts';
 import { TrustStore } from './identity/trust-store.ts';
 import { Inventory } from './inventory/inventory.ts';
 import { callerKey, InventoryTracker } from './inventory/request-tracker.ts';
+import { MeshDirectory, meshEndpointsOf } from './outbound/mesh.ts';
+import { MeshFile } from './outbound/mesh-file.ts';
 import { OutboundProxy } from './outbound/outbound-proxy.ts';
 import { bundleStates } from './pipeline/bundle-state.ts';
 import {
@@ -91,6 +94,9 @@ export class Agent {
   #inbound: Server | undefined;
   #admin: Server | undefined;
   #outbound: OutboundProxy | undefined;
+  /** The meshed destinations (from `--mesh` or the operator), sent over mTLS by the outbound listener. */
+  readonly mesh = new MeshDirectory();
+  #meshFile: MeshFile | undefined;
   /** With mTLS: the listener that tells TLS from plaintext, and the identity it presents. */
   #listener: NetServer | undefined;
   #identity: IdentityProvider | undefined;
@@ -117,42 +123,48 @@ export class Agent {
       ),
     );
     this.#trust = config.operator ? this.#trustStore() : null;
-    this.#source = createPolicySource(config, this.#trust ? { ...deps, trust: this.#trust } : deps, {
-      path: config.policyPath,
-      workload: { port: upstreamPort, ...(config.labels ? { labels: config.labels } : {}) },
-      onLoad: (engine, diagnostics) => {
-        for (const d of diagnostics) deps.logger.warn({ diagnostic: formatDiagnostic(d) }, 'policy warning');
-        this.metrics.inc('tollgate_policy_reloads_total', { result: 'success' });
-        const global = engine.bundle.policies.some((p) => p.rateLimits.some((l) => l.scope === 'Global'));
-        if (global && !config.redisUrl && !this.#warnedPerSidecar) {
-          this.#warnedPerSidecar = true;
-          deps.logger.warn({}, 'Global rate limits act per sidecar: no --redis-url to share them through');
-        }
-        loadedAt = now();
-        this.metrics.set(
-          'tollgate_policy_bundle_loaded_timestamp_seconds',
-          {},
-          loadedAt / 1000,
-          'When the enforced bundle was loaded (Unix seconds)',
-        );
-        this.metrics.reset('tollgate_policy_bundle_info');
-        this.metrics.set(
-          'tollgate_policy_bundle_info',
-          { version: engine.bundle.version },
-          1,
-          'Loaded bundle',
-        );
-        deps.logger.info(
-          { version: engine.bundle.version, policies: engine.bundle.policies.length },
-          'policy loaded',
-        );
+    this.#source = createPolicySource(
+      config,
+      this.#trust ? { ...deps, trust: this.#trust } : deps,
+      {
+        path: config.policyPath,
+        workload: { port: upstreamPort, ...(config.labels ? { labels: config.labels } : {}) },
+        onLoad: (engine, diagnostics) => {
+          for (const d of diagnostics)
+            deps.logger.warn({ diagnostic: formatDiagnostic(d) }, 'policy warning');
+          this.metrics.inc('tollgate_policy_reloads_total', { result: 'success' });
+          const global = engine.bundle.policies.some((p) => p.rateLimits.some((l) => l.scope === 'Global'));
+          if (global && !config.redisUrl && !this.#warnedPerSidecar) {
+            this.#warnedPerSidecar = true;
+            deps.logger.warn({}, 'Global rate limits act per sidecar: no --redis-url to share them through');
+          }
+          loadedAt = now();
+          this.metrics.set(
+            'tollgate_policy_bundle_loaded_timestamp_seconds',
+            {},
+            loadedAt / 1000,
+            'When the enforced bundle was loaded (Unix seconds)',
+          );
+          this.metrics.reset('tollgate_policy_bundle_info');
+          this.metrics.set(
+            'tollgate_policy_bundle_info',
+            { version: engine.bundle.version },
+            1,
+            'Loaded bundle',
+          );
+          deps.logger.info(
+            { version: engine.bundle.version, policies: engine.bundle.policies.length },
+            'policy loaded',
+          );
+        },
+        onReject: (diagnostics) => {
+          this.metrics.inc('tollgate_policy_reloads_total', { result: 'rejected' });
+          const lines = diagnostics.map(formatDiagnostic);
+          deps.logger.error({ diagnostics: lines }, 'policy rejected, keeping the last good one');
+        },
       },
-      onReject: (diagnostics) => {
-        this.metrics.inc('tollgate_policy_reloads_total', { result: 'rejected' });
-        const lines = diagnostics.map(formatDiagnostic);
-        deps.logger.error({ diagnostics: lines }, 'policy rejected, keeping the last good one');
-      },
-    });
+      { onMesh: (mesh) => this.#applyMesh(mesh) },
+    );
     this.#forwarder = new Forwarder({ upstream: config.upstream });
     this.#responses = new ResponseFilter({ metrics: this.metrics, logger: deps.logger });
     const authnOptions = { ...(deps.fetch ? { fetch: deps.fetch } : {}), now };
@@ -232,11 +244,14 @@ export class Agent {
     );
     let outbound: AddressInfo | null = null;
     if (this.#config.outbound) {
+      this.#watchMeshFile();
       this.#outbound = new OutboundProxy({
         listen: this.#config.outbound,
         logger: this.#deps.logger,
         metrics: this.metrics,
         accessLog: this.#config.accessLog ?? true,
+        mesh: this.mesh,
+        identity: this.#identity ?? null,
       });
       outbound = await this.#outbound.start();
     }
@@ -296,6 +311,37 @@ export class Agent {
     return trust;
   }
 
+  /** The operator's mesh: replaces the one in force unless it is malformed (then kept, and logged). */
+  #applyMesh(message: Mesh): void {
+    const problems: string[] = [];
+    const endpoints = meshEndpointsOf(message.endpoints, problems);
+    if (problems.length > 0) {
+      this.#deps.logger.error(
+        { version: message.version, problems: problems.slice(0, 10) },
+        'mesh from the operator rejected, keeping the one in force',
+      );
+      return;
+    }
+    if (message.version === this.mesh.version) return;
+    this.mesh.replace(endpoints, message.version);
+    this.#deps.logger.info({ version: message.version, endpoints: endpoints.length }, 'mesh updated');
+  }
+
+  /** Standalone `--mesh`: loaded now (throws when unusable), then watched. */
+  #watchMeshFile(): void {
+    const path = this.#config.meshFile;
+    if (!path) return;
+    const logger = this.#deps.logger;
+    this.#meshFile = new MeshFile({
+      path,
+      mesh: this.mesh,
+      onReload: (endpoints) => logger.info({ endpoints }, 'mesh reloaded'),
+      onReject: (e) => logger.error({ error: e.message }, 'mesh file rejected, keeping the one in force'),
+    });
+    this.#meshFile.watch();
+    logger.info({ endpoints: this.mesh.size }, 'mesh loaded');
+  }
+
   /** The identity from files, from the operator (loaded only then), or none. */
   async #identityProvider(): Promise<IdentityProvider | null> {
     const logger = this.#deps.logger;
@@ -340,6 +386,7 @@ export class Agent {
   async stop(timeoutMs = 10_000): Promise<void> {
     this.#source.close();
     this.#identity?.close();
+    this.#meshFile?.close();
     this.#listener?.close();
     await Promise.all([
       this.#inbound ? drainServer(this.#inbound, { timeoutMs }) : undefined,

@@ -202,6 +202,18 @@ describe('parseAgentConfig', () => {
     ]);
   });
 
+  test('--mesh: a file with --outbound, standalone only', () => {
+    const c = parse([...REQUIRED, '--outbound', '0.0.0.0:15001', '--mesh', '/etc/tollgate/mesh.yaml']);
+    assert.equal(c.meshFile, '/etc/tollgate/mesh.yaml');
+    assert.equal(parse(REQUIRED).meshFile, null);
+    assert.deepEqual(problems([...REQUIRED, '--mesh', '/m.yaml']), [
+      '--mesh needs --outbound (it says which outbound destinations get mTLS)',
+    ]);
+    assert.deepEqual(problems([...REQUIRED, '--outbound', '0.0.0.0:15001', '--mesh=']), [
+      '--mesh: a file is required',
+    ]);
+  });
+
   const argErrors: [what: string, args: string[], problem: RegExp][] = [
     ['an unknown flag', [...REQUIRED, '--bogus'], /Unknown option '--bogus'/],
     ['a positional argument', [...REQUIRED, 'extra'], /positional/],
@@ -277,6 +289,12 @@ describe('parseAgentConfig: operator mode', () => {
       return e.problems;
     }
   };
+
+  test('--mesh is refused in operator mode: the operator streams the mesh', () => {
+    assert.deepEqual(problemsOp([...OPERATOR, '--outbound', '0.0.0.0:15001', '--mesh', '/m.yaml']), [
+      '--mesh: in operator mode the operator streams the mesh',
+    ]);
+  });
 
   test('defaults: pod from the environment, server name from the address, the standard token path', () => {
     const c = parseOp(OPERATOR);
@@ -461,6 +479,7 @@ describe('agentHelp', () => {
       'listen',
       'log-level',
       'log-subject',
+      'mesh',
       'mtls',
       'operator',
       'operator-backoff-ms',

@@ -20,6 +20,8 @@ export interface AgentConfig {
   tls?: Readonly<{ cert: string; key: string; trustBundle: string }> | null;
   /** The outbound listener for the app's redirected connections (`--outbound`); null/absent: none. */
   outbound?: HostPort | null;
+  /** Standalone: the meshed destinations the outbound listener sends over mTLS (`--mesh`); null/absent: none. */
+  meshFile?: string | null;
   /** Pod labels for selectors; null = every policy in the file applies. */
   labels: Readonly<Record<string, string>> | null;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -130,6 +132,12 @@ export const AGENT_FLAGS: Readonly<Record<string, FlagSpec>> = {
     type: 'string',
     arg: 'HOST:PORT',
     description: "outbound listener: forwards the app's captured HTTP by its Host header (none: off)",
+  },
+  mesh: {
+    type: 'string',
+    arg: 'FILE',
+    description:
+      'standalone: meshed destinations (addresses, ports, SPIFFE IDs) the outbound listener sends over mTLS; reloaded on change',
   },
   'tls-cert': {
     type: 'string',
@@ -324,6 +332,19 @@ function parseOperator(
   };
 }
 
+function parseMeshFile(
+  file: string | undefined,
+  outbound: boolean,
+  operatorMode: boolean,
+  problems: string[],
+): string | null {
+  if (file === undefined) return null;
+  if (file === '') problems.push('--mesh: a file is required');
+  else if (operatorMode) problems.push('--mesh: in operator mode the operator streams the mesh');
+  else if (!outbound) problems.push('--mesh needs --outbound (it says which outbound destinations get mTLS)');
+  return file;
+}
+
 function parseTlsFiles(
   cert: string | undefined,
   key: string | undefined,
@@ -385,6 +406,7 @@ export function parseAgentConfig(
     outbound:
       str('outbound') === undefined ? null : parseHostPort('outbound', str('outbound') ?? '', problems),
     tls: parseTlsFiles(str('tls-cert'), str('tls-key'), str('trust-bundle'), problems),
+    meshFile: parseMeshFile(str('mesh'), str('outbound') !== undefined, operator !== null, problems),
     labels: parseLabels(str('labels'), problems),
     logLevel: logLevel as AgentConfig['logLevel'],
     redisUrl: parseRedisUrl(str('redis-url'), problems),

@@ -27,6 +27,8 @@ export type PolicyErrorCode =
   | 'ERR_OUTBOUND_DESTINATION'
   | 'ERR_OUTBOUND_UNREACHABLE'
   | 'ERR_OUTBOUND_LOOP'
+  | 'ERR_OUTBOUND_MTLS'
+  | 'ERR_OUTBOUND_NO_IDENTITY'
   | 'ERR_INTERNAL';
 
 /** A request that must not go on; `detail` is shown to the client (never secrets or addresses). */
@@ -88,6 +90,8 @@ export const RESCUE: Readonly<Record<PolicyErrorCode, RescueEntry>> = {
   ERR_OUTBOUND_DESTINATION: { status: 400, title: 'No destination' },
   ERR_OUTBOUND_UNREACHABLE: { status: 502, title: 'Destination unreachable' },
   ERR_OUTBOUND_LOOP: { status: 508, title: 'Loop detected' },
+  ERR_OUTBOUND_MTLS: { status: 502, title: 'Destination identity not verified' },
+  ERR_OUTBOUND_NO_IDENTITY: { status: 503, title: 'No workload certificate' },
   ERR_INTERNAL: { status: 500, title: 'Internal error' },
 };
 

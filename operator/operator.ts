@@ -25,7 +25,8 @@ import { injectorOptions } from './admission/injector-options.ts';
 import { WorkloadSignError, WorkloadSigner } from './ca/workload-signer.ts';
 import type { OperatorConfig } from './config.ts';
 import { HealthServer } from './health-server.ts';
-import { type PodInfo, PolicyIndex, podInfo } from './index/policy-index.ts';
+import { meshOf } from './index/mesh-endpoints.ts';
+import { type PodInfo, PolicyIndex, podInfo, serviceInfo } from './index/policy-index.ts';
 import { EventRecorder } from './kube/event-recorder.ts';
 import { ResilientInformer } from './kube/informer.ts';
 import { LeaderElector } from './kube/leader-election.ts';
@@ -33,6 +34,7 @@ import type { KubeLogger } from './kube/log.ts';
 import { shareDispatchers } from './kube/shared-dispatcher.ts';
 import { patchStatus } from './kube/status-patcher.ts';
 import { AckRecorder } from './push/ack-recorder.ts';
+import { MeshPush } from './push/mesh-push.ts';
 import { PolicyServer, type SignOutcome } from './push/policy-server.ts';
 import { PushQueue } from './push/push-queue.ts';
 import { pushTrustBundle, SessionRegistry, type SidecarSession } from './push/sessions.ts';
@@ -88,6 +90,8 @@ export interface OperatorOptions {
   /** Push debounce (default 20 ms) and status debounce (default 50 ms). */
   pushDebounceMs?: number;
   statusDebounceMs?: number;
+  /** Merges a burst of pod changes into one mesh push to every sidecar. Default 500 ms. */
+  meshDebounceMs?: number;
   /** Coalescing of ACK annotations on Pods. Default 100 ms. */
   ackFlushMs?: number;
 }
@@ -108,6 +112,7 @@ export class Operator {
   readonly #custom: CustomObjectsApi;
   readonly #auth: AuthenticationV1Api;
   readonly #queue: PushQueue;
+  readonly #mesh: MeshPush;
   readonly #status: StatusReconciler;
   readonly #acks: AckRecorder;
   readonly #events: EventRecorder;
@@ -135,6 +140,12 @@ export class Operator {
       },
       debounceMs: options.pushDebounceMs ?? 20,
       onPush: () => publishOperatorEvent({ type: 'push', ok: true }),
+    });
+    this.#mesh = new MeshPush({
+      sessions: this.sessions,
+      mesh: () =>
+        meshOf(this.index.pods(), this.index.services(), options.config.trustDomain ?? 'cluster.local'),
+      debounceMs: options.meshDebounceMs ?? 500,
     });
     this.#events = new EventRecorder({ kubeConfig: kc, log: options.log, instance: options.config.identity });
     this.#status = new StatusReconciler({
@@ -204,7 +215,12 @@ export class Operator {
       metrics: () => this.#renderMetrics(),
     });
     const health = await this.#health.start();
-    this.#informers = [this.#namespaceInformer(), this.#podInformer(), this.#policyInformer()];
+    this.#informers = [
+      this.#namespaceInformer(),
+      this.#podInformer(),
+      this.#serviceInformer(),
+      this.#policyInformer(),
+    ];
     await Promise.all(this.#informers.map((i) => i.start()));
     this.#server = new PolicyServer({
       listen: `${config.grpcListen.host}:${config.grpcListen.port}`,
@@ -230,6 +246,7 @@ export class Operator {
         publishOperatorEvent({ type: 'sidecar', change: 'connected' });
         this.#markPod(s.namespace, s.pod);
       },
+      onGreeted: (s) => this.#mesh.greet(s),
       onDisconnect: () => publishOperatorEvent({ type: 'sidecar', change: 'disconnected' }),
     });
     const grpcPort = await this.#server.start();
@@ -264,6 +281,7 @@ export class Operator {
     this.#stopped = true;
     this.#ready = false;
     this.#queue.close();
+    this.#mesh.close();
     this.#status.close();
     await this.#acks.flush();
     this.#acks.close();
@@ -456,7 +474,10 @@ export class Operator {
       if (p.namespace === namespace) this.#status.mark(p.namespace, p.name);
   }
 
-  #watched(resource: 'ApiPolicy' | 'Pod' | 'Namespace', event: 'ADDED' | 'MODIFIED' | 'DELETED'): void {
+  #watched(
+    resource: 'ApiPolicy' | 'Pod' | 'Namespace' | 'Service',
+    event: 'ADDED' | 'MODIFIED' | 'DELETED',
+  ): void {
     publishOperatorEvent({ type: 'watch', resource, event });
   }
 
@@ -507,6 +528,7 @@ export class Operator {
       const before = this.index.upsertPod(pod);
       if (before && JSON.stringify(before) === JSON.stringify(pod)) return;
       this.#queue.enqueuePod(pod.namespace, pod.name);
+      this.#mesh.changed();
       for (const labels of before ? [before.labels, pod.labels] : [pod.labels]) {
         for (const p of this.index.policiesSelecting(pod.namespace, labels))
           this.#status.mark(p.namespace, p.name);
@@ -522,11 +544,37 @@ export class Operator {
         this.#watched('Pod', 'DELETED');
         const gone = this.index.deletePod(obj.metadata?.namespace ?? 'default', obj.metadata?.name ?? '');
         if (!gone) return;
+        this.#mesh.changed();
         for (const p of this.index.policiesSelecting(gone.namespace, gone.labels))
           this.#status.mark(p.namespace, p.name);
       },
       log: this.#o.log,
       name: 'pods',
+    });
+  }
+
+  /** Services, for the mesh only (a Service whose pods are all meshed is a meshed destination). */
+  #serviceInformer(): ResilientInformer<KubernetesObject> {
+    const changed = (obj: KubernetesObject, event: 'ADDED' | 'MODIFIED') => {
+      this.#watched('Service', event);
+      const service = serviceInfo(obj);
+      const before = this.index.upsertService(service);
+      if (before && JSON.stringify(before) === JSON.stringify(service)) return;
+      this.#mesh.changed();
+    };
+    return new ResilientInformer<KubernetesObject>({
+      kubeConfig: this.#o.kubeConfig,
+      path: '/api/v1/services',
+      list: (query) => this.#core.listServiceForAllNamespaces({ ...query }) as never,
+      onAdd: (obj) => changed(obj, 'ADDED'),
+      onUpdate: (obj) => changed(obj, 'MODIFIED'),
+      onDelete: (obj) => {
+        this.#watched('Service', 'DELETED');
+        if (this.index.deleteService(obj.metadata?.namespace ?? 'default', obj.metadata?.name ?? ''))
+          this.#mesh.changed();
+      },
+      log: this.#o.log,
+      name: 'services',
     });
   }
 

@@ -50,14 +50,25 @@ export interface Bundle {
   version: string;
   json: string;
 }
+export interface MeshEndpointMessage {
+  addresses: string[];
+  ports: number[];
+  excludedPorts: number[];
+  identities: string[];
+}
+export interface Mesh {
+  version: string;
+  endpoints: MeshEndpointMessage[];
+}
+export type OperatorMessage =
+  | { kind: 'bundle'; bundle: Bundle }
+  | { kind: 'trustBundle'; trustBundle: TrustBundle }
+  | { kind: 'mesh'; mesh: Mesh };
 /** The mesh roots (PEM, one or more CA certificates); `version` is {@link trustBundleVersion} of `pem`. */
 export interface TrustBundle {
   version: string;
   pem: string;
 }
-export type OperatorMessage =
-  | { kind: 'bundle'; bundle: Bundle }
-  | { kind: 'trustBundle'; trustBundle: TrustBundle };
 
 /** The Report kind a sidecar answers a TrustBundle with (JSON {@link TrustBundleReport}). */
 export const TRUST_BUNDLE_REPORT = 'trust-bundle';

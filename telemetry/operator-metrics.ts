@@ -24,7 +24,7 @@ export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ER
 /** What the operator reports. */
 export type OperatorEvent =
   /** An informer event (`RELIST` after a 410 Gone). */
-  | { type: 'watch'; resource: 'ApiPolicy' | 'Pod' | 'Namespace'; event: WatchEventType }
+  | { type: 'watch'; resource: 'ApiPolicy' | 'Pod' | 'Namespace' | 'Service'; event: WatchEventType }
   /** A policy generation compiled: ok, or refused with its `Accepted=False` reason. */
   | { type: 'compile'; ok: true }
   | { type: 'compile'; ok: false; reason: 'Invalid' | 'Conflicted' }

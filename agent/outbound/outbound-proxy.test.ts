@@ -255,15 +255,16 @@ describe('OutboundProxy', () => {
         event: 'tollgate.outbound',
         method: 'POST',
         destination: `127.0.0.1:${dest.port}`,
+        mtls: false,
         path: '/v1/orders',
         status: '201',
         latencyMs: 0,
       },
     );
     const text = metrics.render();
-    assert.match(text, /tollgate_outbound_requests_total\{status="201"\} \d+/);
+    assert.match(text, /tollgate_outbound_requests_total\{status="201",mtls="false"\} \d+/);
     // self.test counts twice: the request that came back (refused) and the one that carried it (relayed).
-    assert.match(text, /tollgate_outbound_requests_total\{status="508"\} 5/);
-    assert.match(text, /tollgate_outbound_requests_total\{status="502"\} 2/);
+    assert.match(text, /tollgate_outbound_requests_total\{status="508",mtls="false"\} 5/);
+    assert.match(text, /tollgate_outbound_requests_total\{status="502",mtls="false"\} 2/);
   });
 });

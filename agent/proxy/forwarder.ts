@@ -14,6 +14,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { LookupFunction, Socket } from 'node:net';
 import { type Duplex, PassThrough, type Readable } from 'node:stream';
+import type { ConnectionOptions } from 'node:tls';
 import { Agent, buildConnector, type Dispatcher, Pool } from 'undici';
 import { PolicyError } from '../errors.ts';
 import { announcesBody } from './request-framing.ts';
@@ -48,6 +49,13 @@ export interface ForwarderOptions {
   onConnect?: (socket: Socket) => void;
   /** Resolves destination names. Default: the system's (dns.lookup). */
   lookup?: LookupFunction;
+  /**
+   * The TLS options of a connection to an `https:` origin (its certificate,
+   * trust and identity check), asked per connection so that a renewed
+   * certificate serves new connections. Throws (a PolicyError) to refuse the
+   * connection. Default: none (`https:` origins are not used).
+   */
+  tls?: (host: string, port: number) => ConnectionOptions;
 }
 
 export interface ForwardOptions {
@@ -103,10 +111,28 @@ function detach(source: Readable): Readable {
 const RETRYABLE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 const CLIENT_GONE = 'the client closed the connection';
 
-/** undici's connector with the timeout and lookup, telling `onConnect` about each connection it makes. */
+/**
+ * undici's connector with the timeout and lookup, TLS with the options of the
+ * moment for `https:` origins, telling `onConnect` about each connection it makes.
+ */
 function watchedConnector(timeout: number, options: ForwarderOptions): buildConnector.connector {
-  const connect = buildConnector({ timeout, ...(options.lookup ? { lookup: options.lookup } : {}) });
-  const { onConnect } = options;
+  const base = { timeout, ...(options.lookup ? { lookup: options.lookup } : {}) };
+  const plain = buildConnector(base);
+  const { onConnect, tls } = options;
+  const connect: buildConnector.connector = tls
+    ? (opts, callback) => {
+        if (opts.protocol !== 'https:') return plain(opts, callback);
+        let secure: ConnectionOptions;
+        try {
+          secure = tls(opts.hostname, Number(opts.port));
+        } catch (error) {
+          callback(error as Error, null);
+          return;
+        }
+        // A connector per connection: the certificate in force may have changed since the last one.
+        return buildConnector({ ...base, ...secure } as buildConnector.BuildOptions)(opts, callback);
+      }
+    : plain;
   if (!onConnect) return connect;
   return (opts, callback) =>
     connect(opts, (error, socket) => {
@@ -132,7 +158,7 @@ export class Forwarder {
       connections: options.connections ?? 128,
       keepAliveTimeout: options.keepAliveTimeoutMs ?? 4_000,
       pipelining: options.pipelining ?? 1,
-      ...(options.onConnect || options.lookup
+      ...(options.onConnect || options.lookup || options.tls
         ? { connect: watchedConnector(timeout, options) }
         : { connectTimeout: timeout }),
     };

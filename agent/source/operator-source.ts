@@ -31,6 +31,7 @@ import type { Diagnostic } from '../../policy/diagnostics.ts';
 import { PolicyEngine } from '../../policy/engine/engine.ts';
 import {
   type Bundle,
+  type Mesh,
   type OperatorMessage,
   policyServiceDefinition,
   TRUST_BUNDLE_REPORT,
@@ -80,6 +81,8 @@ export interface OperatorSourceOptions {
   onReject?: (diagnostics: Diagnostic[]) => void;
   /** Where TrustBundle messages go (absent: they are ignored). */
   trust?: TrustStore;
+  /** The operator's meshed destinations, each time they change. */
+  onMesh?: (mesh: Mesh) => void;
 }
 
 export type DecodedBundle = { ok: true; engine: PolicyEngine } | { ok: false; error: string };
@@ -296,6 +299,10 @@ export class OperatorPolicySource {
         if (message.kind === 'trustBundle') {
           const trust = message.trustBundle;
           queue = queue.then(() => this.#applyTrust(trust, send));
+          return;
+        }
+        if (message.kind === 'mesh') {
+          this.#o.onMesh?.(message.mesh);
           return;
         }
         if (message.kind !== 'bundle') return;

@@ -6,6 +6,7 @@
  */
 import type { Diagnostic } from '../../policy/diagnostics.ts';
 import type { PolicyEngine } from '../../policy/engine/engine.ts';
+import type { Mesh } from '../../proto/policy-service.ts';
 import type { Logger } from '../agent.ts';
 import type { AgentConfig } from '../config.ts';
 import type { TrustStore } from '../identity/trust-store.ts';
@@ -71,11 +72,18 @@ export interface PolicySourceDeps {
   trust?: TrustStore;
 }
 
+/** What only the operator sends besides bundles. */
+export interface OperatorExtras {
+  /** The meshed destinations, whole, each time they change. */
+  onMesh?: (mesh: Mesh) => void;
+}
+
 /** The operator source with `--operator`, else the file source; `file` carries the shared callbacks. */
 export function createPolicySource(
   config: AgentConfig,
   deps: PolicySourceDeps,
   file: FileSourceOptions,
+  extras: OperatorExtras = {},
 ): PolicySource {
   const op = config.operator;
   if (!op) return new FilePolicySource(file);
@@ -94,5 +102,6 @@ export function createPolicySource(
     ...(file.onLoad ? { onLoad: file.onLoad } : {}),
     ...(file.onReject ? { onReject: file.onReject } : {}),
     ...(deps.trust ? { trust: deps.trust } : {}),
+    ...(extras.onMesh ? { onMesh: extras.onMesh } : {}),
   });
 }

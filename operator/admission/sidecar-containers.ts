@@ -8,10 +8,11 @@
  */
 import type { V1Container, V1EnvVar, V1Volume } from '@kubernetes/client-node';
 import type { OtlpProtocol } from '../../telemetry/otel/config.ts';
+import { AGENT_CONTAINER, INIT_CONTAINER } from '../index/policy-index.ts';
 import type { LogLevel, PullPolicy, SidecarResources } from './inject-settings.ts';
 
-export const AGENT_CONTAINER = 'tollgate-agent';
-export const INIT_CONTAINER = 'tollgate-init';
+// One name for each, shared with the index (which recognizes injected pods by them).
+export { AGENT_CONTAINER, INIT_CONTAINER } from '../index/policy-index.ts';
 export const AGENT_UID = 1337;
 export const PORTS = Object.freeze({ inbound: 15006, outbound: 15001, admin: 15020 });
 

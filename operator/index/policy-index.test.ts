@@ -29,6 +29,9 @@ describe('podInfo', () => {
       terminating: false,
       ackedVersion: 'sha256:1',
       nack: 'sha256:2: bad',
+      ips: [],
+      capture: null,
+      namedPorts: {},
     });
     assert.equal(podInfo(podObject('b', {}, { meshed: false })).meshed, false);
     assert.equal(podInfo(podObject('c', {}, { deleting: true })).terminating, true);

@@ -37,6 +37,30 @@ export interface PodInfo {
   ackedVersion: string;
   /** Its sidecar's last NACK (`tollgate.dev/policy-error` annotation: "version: error"), "" if none. */
   nack: string;
+  /** Its IPs (`status.podIPs`, else `status.podIP`); empty until it has one. */
+  ips: string[];
+  /** The inbound ports its `tollgate-init` captures (to its agent); null when it has no such init container. */
+  capture: PodCapture | null;
+  /** Its containers' named ports (`ports[].name` → `containerPort`), for Services' named target ports. */
+  namedPorts: Readonly<Record<string, number>>;
+}
+
+/** What the index keeps of a Service (for the mesh). */
+export interface ServiceInfo {
+  namespace: string;
+  name: string;
+  /** `spec.selector`; null when it has none (its endpoints are managed by hand: never meshed). */
+  selector: Readonly<Record<string, string>> | null;
+  /** `spec.clusterIPs` (else `spec.clusterIP`), without `None`. */
+  clusterIPs: string[];
+  ports: { port: number; targetPort: number | string; protocol: string }[];
+}
+
+/** What `tollgate init` captures inbound: the listed ports, or every port (`*`) but the excluded ones. */
+export interface PodCapture {
+  ports: number[] | '*';
+  /** With `*`: the ports left alone (the exclusions and the agent's own ports). */
+  excluded: number[];
 }
 
 /** What the index keeps of an ApiPolicy. */
@@ -64,6 +88,14 @@ export interface WorkloadBundle {
 }
 
 export const AGENT_CONTAINER = 'tollgate-agent';
+/** The capture init container the injector adds (operator/admission/sidecar-containers.ts). */
+export const INIT_CONTAINER = 'tollgate-init';
+/** The agent's own ports `tollgate init` never captures, when the args do not name them. */
+const AGENT_PORT_FLAGS: Readonly<Record<string, number>> = {
+  '--inbound-port': 15006,
+  '--outbound-port': 15001,
+  '--admin-port': 15020,
+};
 export const ACKED_VERSION_ANNOTATION = 'tollgate.dev/policy-version';
 export const NACK_ANNOTATION = 'tollgate.dev/policy-error';
 
@@ -91,6 +123,89 @@ function names(list: unknown): string[] {
   return Array.isArray(list) ? list.map((c) => (isObj(c) ? str(c.name) : '')) : [];
 }
 
+/** The value of `--flag V` or `--flag=V` in an argument list. */
+function flagValue(args: readonly string[], flag: string): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    if (a === flag) return args[i + 1];
+    if (a.startsWith(`${flag}=`)) return a.slice(flag.length + 1);
+  }
+  return undefined;
+}
+
+function portList(text: string | undefined): number[] {
+  return (text ?? '')
+    .split(',')
+    .map((p) => Number(p.trim()))
+    .filter((p) => Number.isInteger(p) && p >= 1 && p <= 65535);
+}
+
+/** What the pod's `tollgate-init` container captures inbound, from its arguments. */
+function captureOf(spec: Obj): PodCapture | null {
+  const inits = Array.isArray(spec.initContainers) ? spec.initContainers : [];
+  const init = inits.find((c) => isObj(c) && c.name === INIT_CONTAINER) as Obj | undefined;
+  if (!init) return null;
+  const args = [
+    ...(Array.isArray(init.command) ? init.command : []),
+    ...(Array.isArray(init.args) ? init.args : []),
+  ].filter((a): a is string => typeof a === 'string');
+  const inbound = flagValue(args, '--inbound-ports');
+  if (inbound === undefined) return null;
+  if (inbound.trim() !== '*') {
+    const ports = portList(inbound);
+    return ports.length === 0 ? null : { ports, excluded: [] };
+  }
+  const own = Object.entries(AGENT_PORT_FLAGS).map(
+    ([flag, port]) => portList(flagValue(args, flag))[0] ?? port,
+  );
+  const excluded = [...new Set([...portList(flagValue(args, '--exclude-inbound-ports')), ...own])];
+  return { ports: '*', excluded: excluded.sort((a, b) => a - b) };
+}
+
+function ipsOf(status: Obj): string[] {
+  const listed = Array.isArray(status.podIPs)
+    ? status.podIPs.map((p) => (isObj(p) ? str(p.ip) : '')).filter((ip) => ip !== '')
+    : [];
+  if (listed.length > 0) return listed;
+  return str(status.podIP) === '' ? [] : [str(status.podIP)];
+}
+
+function namedPortsOf(spec: Obj): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const c of [
+    ...(Array.isArray(spec.containers) ? spec.containers : []),
+    ...(Array.isArray(spec.initContainers) ? spec.initContainers : []),
+  ]) {
+    if (!isObj(c) || !Array.isArray(c.ports)) continue;
+    for (const p of c.ports)
+      if (isObj(p) && typeof p.name === 'string' && typeof p.containerPort === 'number')
+        out[p.name] = p.containerPort;
+  }
+  return out;
+}
+
+/** The index's view of a Service object. */
+export function serviceInfo(service: unknown): ServiceInfo {
+  const m = meta(service);
+  const spec = isObj(service) && isObj(service.spec) ? service.spec : {};
+  const listed = Array.isArray(spec.clusterIPs)
+    ? spec.clusterIPs.map((ip) => str(ip))
+    : [str(spec.clusterIP)];
+  const selector = strings(spec.selector);
+  return {
+    namespace: str(m.namespace, 'default'),
+    name: str(m.name),
+    selector: Object.keys(selector).length === 0 ? null : selector,
+    clusterIPs: listed.filter((ip) => ip !== '' && ip !== 'None'),
+    ports: (Array.isArray(spec.ports) ? spec.ports : []).flatMap((p) => {
+      if (!isObj(p) || typeof p.port !== 'number') return [];
+      const target =
+        typeof p.targetPort === 'number' || typeof p.targetPort === 'string' ? p.targetPort : p.port;
+      return [{ port: p.port, targetPort: target, protocol: str(p.protocol, 'TCP') }];
+    }),
+  };
+}
+
 /** The index's view of a Pod object (client-node's V1Pod or plain JSON). */
 export function podInfo(pod: unknown): PodInfo {
   const m = meta(pod);
@@ -108,6 +223,9 @@ export function podInfo(pod: unknown): PodInfo {
     terminating: m.deletionTimestamp != null || phase === 'Succeeded' || phase === 'Failed',
     ackedVersion: annotations[ACKED_VERSION_ANNOTATION] ?? '',
     nack: annotations[NACK_ANNOTATION] ?? '',
+    ips: ipsOf(status),
+    capture: captureOf(spec),
+    namedPorts: namedPortsOf(spec),
   };
 }
 
@@ -120,6 +238,7 @@ export const keyOf = (namespace: string, name: string): string => `${namespace}/
 export class PolicyIndex {
   readonly #policies = new Map<string, PolicyRecord>();
   readonly #pods = new Map<string, PodInfo>();
+  readonly #services = new Map<string, ServiceInfo>();
   readonly #namespaces = new Map<string, Readonly<Record<string, string>>>();
   /** Per namespace: workload key → bundle, dropped whenever a policy of the namespace changes. */
   readonly #bundles = new Map<string, Map<string, WorkloadBundle>>();
@@ -200,6 +319,29 @@ export class PolicyIndex {
 
   policies(): IterableIterator<PolicyRecord> {
     return this.#policies.values();
+  }
+
+  pods(): IterableIterator<PodInfo> {
+    return this.#pods.values();
+  }
+
+  /** Records a service; returns the previous view (undefined when new). */
+  upsertService(service: ServiceInfo): ServiceInfo | undefined {
+    const key = keyOf(service.namespace, service.name);
+    const previous = this.#services.get(key);
+    this.#services.set(key, service);
+    return previous;
+  }
+
+  deleteService(namespace: string, name: string): ServiceInfo | undefined {
+    const key = keyOf(namespace, name);
+    const previous = this.#services.get(key);
+    this.#services.delete(key);
+    return previous;
+  }
+
+  services(): IterableIterator<ServiceInfo> {
+    return this.#services.values();
   }
 
   podsIn(namespace: string): PodInfo[] {

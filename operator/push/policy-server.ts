@@ -59,6 +59,8 @@ export interface PolicyServerOptions {
   /** Signs a workload CSR (IdentityService.Sign); absent: the service is not served. */
   sign?: (request: SignRequest) => Promise<SignOutcome>;
   onConnect?: (session: SidecarSession) => void;
+  /** After the first bundle was pushed (or found current): for what follows it, such as the mesh. */
+  onGreeted?: (session: SidecarSession) => void;
   onDisconnect?: (session: SidecarSession) => void;
 }
 
@@ -245,6 +247,10 @@ export class PolicyServer {
       sendTrust: (trustBundle) => {
         call.write({ kind: 'trustBundle', trustBundle });
       },
+      meshVersion: '',
+      sendMesh: (mesh) => {
+        call.write({ kind: 'mesh', mesh });
+      },
     };
     o.sessions.add(session);
     o.log.info(
@@ -254,6 +260,7 @@ export class PolicyServer {
     o.onConnect?.(session);
     pushTrustBundle(session, o.trustBundle?.() ?? null);
     o.queue.pushNow(session);
+    o.onGreeted?.(session);
     return session;
   }
 }

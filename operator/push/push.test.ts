@@ -5,6 +5,7 @@ import type { Hello, TrustBundle } from '../../proto/policy-service.ts';
 import { podObject } from '../../test/support/kube-objects.ts';
 import { podInfo, type WorkloadBundle } from '../index/policy-index.ts';
 import { AckRecorder } from './ack-recorder.ts';
+import { MeshPush } from './mesh-push.ts';
 import { PushQueue } from './push-queue.ts';
 import { pushTrustBundle, SessionRegistry, type SidecarSession } from './sessions.ts';
 import { authenticateHello, type TokenReviewResult } from './sidecar-auth.ts';
@@ -130,8 +131,9 @@ function session(
   id: number,
   podName = 'orders-1',
   sent = '',
-): SidecarSession & { sent: string[]; trustSent: string[] } {
+): SidecarSession & { sent: string[]; meshes: string[]; trustSent: string[] } {
   const sentVersions: string[] = [];
+  const meshes: string[] = [];
   const trustSent: string[] = [];
   return {
     id,
@@ -140,8 +142,13 @@ function session(
     sentVersion: sent,
     ack: { version: sent, nack: null },
     sent: sentVersions,
+    meshes,
     send(version) {
       sentVersions.push(version);
+    },
+    meshVersion: '',
+    sendMesh(mesh) {
+      meshes.push(mesh.version);
     },
     trustSentVersion: '',
     trustVersion: '',
@@ -164,6 +171,62 @@ describe('pushTrustBundle', () => {
     ];
     for (const [bundle, sent] of table) assert.equal(pushTrustBundle(s, bundle), sent, bundle?.version);
     assert.deepEqual(s.trustSent, ['sha256:a', 'sha256:b']);
+  });
+});
+
+describe('MeshPush', () => {
+  const mesh = (version: string) => ({ version, endpoints: [] });
+
+  test('a sidecar that connects gets the mesh once; a change reaches every sidecar once, after the debounce', async () => {
+    const sessions = new SessionRegistry();
+    let current = mesh('m1');
+    let computed = 0;
+    const pushed: string[] = [];
+    const push = new MeshPush({
+      sessions,
+      mesh: () => {
+        computed += 1;
+        return current;
+      },
+      debounceMs: 20,
+      onPush: (s, v) => pushed.push(`${s.id}:${v}`),
+    });
+    const a = session(1, 'orders-1');
+    const b = session(2, 'orders-2');
+    sessions.add(a);
+    push.greet(a);
+    push.greet(a);
+    assert.deepEqual(a.meshes, ['m1']);
+    sessions.add(b);
+    push.greet(b);
+    assert.equal(computed, 1, 'computed once, reused for the next sidecar');
+
+    current = mesh('m2');
+    push.changed();
+    push.changed();
+    push.changed();
+    assert.deepEqual(a.meshes, ['m1'], 'nothing before the debounce');
+    await new Promise((r) => setTimeout(r, 60));
+    assert.deepEqual(
+      [a.meshes, b.meshes],
+      [
+        ['m1', 'm2'],
+        ['m1', 'm2'],
+      ],
+    );
+    assert.equal(computed, 2, 'a burst of changes is one computation');
+
+    // A change that leaves the mesh as it was sends nothing.
+    push.changed();
+    await new Promise((r) => setTimeout(r, 60));
+    assert.deepEqual(a.meshes, ['m1', 'm2']);
+    assert.deepEqual(pushed, ['1:m1', '2:m1', '1:m2', '2:m2']);
+    push.close();
+    current = mesh('m3');
+    push.changed();
+    push.greet(session(3));
+    await new Promise((r) => setTimeout(r, 40));
+    assert.deepEqual(a.meshes, ['m1', 'm2'], 'closed: nothing more');
   });
 });
 

@@ -2,8 +2,7 @@
  * The sidecars connected to this operator replica: one session per stream,
  * keyed by pod, with what was sent and what the sidecar answered.
  */
-
-import type { TrustBundle } from '../../proto/policy-service.ts';
+import type { Mesh, TrustBundle } from '../../proto/policy-service.ts';
 import { keyOf } from '../index/policy-index.ts';
 import type { AckState } from '../status/policy-status.ts';
 
@@ -16,6 +15,10 @@ export interface SidecarSession {
   ack: AckState;
   /** Sends a bundle on the stream. */
   send(version: string, json: string): void;
+  /** The mesh version last sent ("" before the first). */
+  meshVersion: string;
+  /** Sends the mesh on the stream. */
+  sendMesh(mesh: Mesh): void;
   /** The trust bundle version last sent ('' none). */
   trustSentVersion: string;
   /** The trust bundle version the sidecar last reported accepting ('' none). */

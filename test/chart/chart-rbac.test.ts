@@ -346,9 +346,11 @@ describe('Helm chart charts/tollgate: RBAC against the operator’s requests', {
         'list apipolicies',
         'list namespaces',
         'list pods',
+        'list services',
         'watch apipolicies',
         'watch namespaces',
         'watch pods',
+        'watch services',
       ]);
       const secrets = run.requests.filter((r) => r.resource === 'secrets');
       assert.ok(secrets.length > 0);

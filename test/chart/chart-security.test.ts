@@ -54,6 +54,7 @@ const CLUSTER_RULES: Rule[] = [
   rule(['tollgate.dev'], ['apipolicies/status'], ['patch']),
   rule([''], ['pods'], ['get', 'list', 'watch', 'patch']),
   rule([''], ['namespaces'], ['get', 'list', 'watch']),
+  rule([''], ['services'], ['list', 'watch']),
   rule(['authentication.k8s.io'], ['tokenreviews'], ['create']),
   rule([''], ['events'], ['create', 'patch']),
   rule([''], ['configmaps'], ['get', 'update'], ['tollgate-ca-root']),

@@ -5,6 +5,9 @@
  * as UID 1337. A's app calls B's address: A's rules send the connection to A's
  * agent (outbound), which forwards it by Host to B, whose rules send it to B's
  * agent (inbound), which enforces B's policy before B's app sees anything.
+ * Each agent has a workload certificate (SPIFFE ID of its pod's service
+ * account, from one CA) and a `--mesh` file naming the other pod: A's agent
+ * originates mTLS to B's, and B's decision uses A's identity.
  * Needs root, `ip netns` and iptables; skipped with a message otherwise.
  */
 import assert from 'node:assert/strict';
@@ -14,6 +17,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ownRules, parseSave } from '../../agent/capture/restore.ts';
 import { captureRules } from '../../agent/capture/rules.ts';
+import { createCa, issueCertificate } from '../support/certs.ts';
 import { HERE, NODE, type Pod, type PodProcess, Pods, TOLLGATE, unavailable } from './pods.ts';
 
 const skip = unavailable();
@@ -23,10 +27,22 @@ const POLICY = `apiVersion: tollgate.dev/v1alpha1
 kind: ApiPolicy
 metadata: {name: pod-app, namespace: e2e}
 spec:
+  mtls: {mode: Permissive}
   routes:
     - {name: allowed, methods: [GET], path: /allowed, public: true}
     - {name: admin, methods: [GET], path: /admin}
+    - name: from-a
+      methods: [GET]
+      path: /from-a
+      allow:
+        - peers: [spiffe://cluster.local/ns/e2e/sa/pod-a]
+    - name: xfcc
+      methods: [GET]
+      path: /xfcc
+      public: true
 `;
+
+const TD = 'spiffe://cluster.local/ns/e2e/sa';
 
 const AGENT_UID = 1337;
 const INIT_FLAGS = ['--inbound-ports', '8080', '--agent-uid', String(AGENT_UID)];
@@ -53,6 +69,32 @@ describe('traffic capture between two pods (network namespaces)', { skip: skip ?
   let b: Pod;
   const agents = new Map<Pod, PodProcess>();
   let backend = '';
+  /** The pod's SPIFFE ID: service account `pod-a` or `pod-b`. */
+  const identityOf = (pod: Pod) => `${TD}/${pod === a ? 'pod-a' : 'pod-b'}`;
+
+  /** Its workload certificate, the trust bundle, and a `--mesh` file naming the other pod. */
+  async function identityFlags(pod: Pod, other: Pod, ca: { cert: string }): Promise<string[]> {
+    const pair = await issueCertificate(ca as Parameters<typeof issueCertificate>[0], {
+      uris: [identityOf(pod)],
+      usages: 'both',
+    });
+    const file = (name: string, text: string) => {
+      const path = join(dir, `${pod.ns}.${name}`);
+      writeFileSync(path, text, { mode: 0o644 });
+      return path;
+    };
+    const mesh = `endpoints:\n  - {addresses: [${other.ip}], ports: [8080], identities: [${identityOf(other)}]}\n`;
+    return [
+      '--tls-cert',
+      file('crt', pair.cert),
+      '--tls-key',
+      file('key', pair.key),
+      '--trust-bundle',
+      file('ca.crt', ca.cert),
+      '--mesh',
+      file('mesh.yaml', mesh),
+    ];
+  }
 
   /** The pod's client: an HTTP GET or a bare connect, as root (captured) or as `uid`. */
   async function client(pod: Pod, args: string[], uid?: number): Promise<Answer> {
@@ -78,6 +120,7 @@ describe('traffic capture between two pods (network namespaces)', { skip: skip ?
       chmodSync(dir, 0o755);
       writeFileSync(policy, POLICY, { mode: 0o644 });
       [a, b] = pods.create();
+      const ca = await createCa({ commonName: 'e2e mesh' });
       for (const pod of [a, b]) {
         writeFileSync(appLog(pod), '');
         const app = pods.start(pod, [NODE, `${HERE}pod-app.ts`, appLog(pod)]);
@@ -99,6 +142,7 @@ describe('traffic capture between two pods (network namespaces)', { skip: skip ?
           '0.0.0.0:15001',
           '--admin',
           '127.0.0.1:15020',
+          ...(await identityFlags(pod, pod === a ? b : a, ca)),
         ]);
         agents.set(pod, agent);
         await Promise.all([app.waitFor(/app listening/), agent.waitFor(/"msg":"agent started"/)]);
@@ -130,7 +174,42 @@ describe('traffic capture between two pods (network namespaces)', { skip: skip ?
     const inbound = agentLines(b, 'request').find((l) => l.requestId === 'e2e-allowed');
     assert.deepEqual([inbound?.route, inbound?.status], ['allowed', 200]);
     const outbound = agentLines(a, 'outbound request').find((l) => l.path === '/allowed');
-    assert.deepEqual([outbound?.destination, outbound?.status], [`${b.ip}:8080`, '200']);
+    assert.deepEqual(
+      [outbound?.destination, outbound?.status, outbound?.mtls],
+      [`${b.ip}:8080`, '200', true],
+    );
+  });
+
+  test("A → B goes over mTLS: B's decision uses A's SPIFFE ID, which only A's agent can prove", async () => {
+    const r = await client(a, ['get', `http://${b.ip}:8080/from-a`, 'x-request-id:e2e-from-a']);
+    assert.equal(r.status, 200, JSON.stringify(r));
+    const inbound = agentLines(b, 'request').find((l) => l.requestId === 'e2e-from-a');
+    assert.deepEqual([inbound?.route, inbound?.status, inbound?.clientKey], ['from-a', 200, identityOf(a)]);
+    // B's app is told who called, from the verified certificate; a forged header is dropped.
+    const x = await client(a, [
+      'get',
+      `http://${b.ip}:8080/xfcc`,
+      `x-forwarded-client-cert:By=x;URI=${identityOf(a)}-forged`,
+    ]);
+    const seen = JSON.parse(x.body ?? '{}') as AppSeen;
+    assert.match(seen.headers['x-forwarded-client-cert'] ?? '', new RegExp(`URI=${identityOf(a)}(;|$)`));
+    assert.doesNotMatch(seen.headers['x-forwarded-client-cert'] ?? '', /forged/);
+    // Around A's agent (plaintext, as UID 1337), B's agent sees no identity: refused.
+    const around = await client(a, ['get', `http://${b.ip}:8080/from-a`], AGENT_UID);
+    assert.equal(around.status, 403, JSON.stringify(around));
+    assert.ok(
+      !appSeen(b).some((s) => s.url === '/from-a' && s.headers['x-forwarded-client-cert'] === undefined),
+    );
+  });
+
+  test('B → A goes over mTLS too: each agent presents its own identity', async () => {
+    // B's mesh file names A: its outbound originates mTLS to A's agent.
+    const r = await client(b, ['get', `http://${a.ip}:8080/allowed`]);
+    assert.equal(r.status, 200, JSON.stringify(r));
+    const outbound = agentLines(b, 'outbound request').find((l) => l.destination === `${a.ip}:8080`);
+    assert.equal(outbound?.mtls, true);
+    const inbound = agentLines(a, 'request').find((l) => l.route === 'allowed');
+    assert.equal(inbound?.clientKey, identityOf(b));
   });
 
   test("B's policy is enforced: undeclared 404, forbidden 403, and B's app never sees them", async () => {
@@ -141,7 +220,7 @@ describe('traffic capture between two pods (network namespaces)', { skip: skip ?
     assert.equal(forbidden.status, 403);
     assert.equal(JSON.parse(forbidden.body ?? '{}').code, 'ERR_AUTHZ_DENIED');
     assert.deepEqual(
-      appSeen(b).filter((s) => s.url !== '/allowed'),
+      appSeen(b).filter((s) => s.url === '/secret' || s.url === '/admin'),
       [],
     );
   });

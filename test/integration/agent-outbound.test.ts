@@ -72,7 +72,7 @@ describe('tollgate agent --outbound', () => {
     assert.equal(fields.path, '/v1/orders/7');
     assert.equal(fields.status, '200');
     const metrics = await send(agent.admin, '/metrics');
-    assert.match(metrics.body, /tollgate_outbound_requests_total\{status="200"\} [1-9]/);
+    assert.match(metrics.body, /tollgate_outbound_requests_total\{status="200",mtls="false"\} [1-9]/);
   });
 
   test('an unreachable destination is a 502 problem', async () => {

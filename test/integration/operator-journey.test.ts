@@ -19,6 +19,7 @@ import {
   freePort,
   type OperatorEnv,
   type OperatorProcess,
+  type PolicyObject,
   podToken,
   policyManifest,
   startOperatorEnv,
@@ -28,21 +29,6 @@ import {
 
 const NS = 'shop';
 const API = { group: 'tollgate.dev', version: 'v1alpha1', plural: 'apipolicies', namespace: NS };
-
-interface Condition {
-  type: string;
-  status: string;
-  reason: string;
-  message: string;
-}
-interface PolicyObject {
-  metadata: Record<string, unknown>;
-  status?: {
-    observedGeneration?: number;
-    conditions?: Condition[];
-    workloads?: { selected: number; programmed: number };
-  };
-}
 
 describe('operator + agent journey (real processes)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-journey-'));

@@ -13,6 +13,8 @@ import {
   createNamespace,
   createPod,
   type OperatorEnv,
+  type PolicyCondition,
+  type PolicyObject,
   podToken,
   policyManifest,
   type StartedOperator,
@@ -24,23 +26,6 @@ import { SimulatedSidecar } from '../support/sidecar-client.ts';
 
 const NS = 'shop';
 const API = { group: 'tollgate.dev', version: 'v1alpha1', plural: 'apipolicies', namespace: NS };
-
-interface Condition {
-  type: string;
-  status: string;
-  reason: string;
-  message: string;
-  observedGeneration: number;
-}
-interface PolicyObject {
-  metadata: { generation: number; uid: string };
-  status?: {
-    observedGeneration?: number;
-    conditions?: Condition[];
-    workloads?: { selected: number; programmed: number };
-    policyHash?: string;
-  };
-}
 
 let env: OperatorEnv;
 let op: StartedOperator;
@@ -88,7 +73,7 @@ async function statusOf(
   }
 }
 
-function condition(p: PolicyObject, type: string): Condition | undefined {
+function condition(p: PolicyObject, type: string): PolicyCondition | undefined {
   return p.status?.conditions?.find((c) => c.type === type);
 }
 

@@ -78,6 +78,14 @@ export const BUILTIN: readonly ResourceType[] = [
   }),
   builtin('', { plural: 'secrets', singular: 'secret', kind: 'Secret', namespaced: true, shortNames: [] }),
   builtin('', {
+    plural: 'services',
+    singular: 'service',
+    kind: 'Service',
+    namespaced: true,
+    shortNames: ['svc'],
+    statusSubresource: true,
+  }),
+  builtin('', {
     plural: 'configmaps',
     singular: 'configmap',
     kind: 'ConfigMap',

@@ -7,7 +7,14 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import { createCa as createOperatorCa } from '../../operator/ca/certificates.ts';
 import { Operator } from '../../operator/operator.ts';
 import { kubeConfigFor } from '../kube/client.ts';
@@ -85,10 +92,15 @@ export async function createWorkloadCa(
 export async function startOperator(
   env: OperatorEnv,
   identity = 'replica-1',
-  extra: { workloadCertTtlMs?: number; trustDomain?: string; certificateCheckMs?: number } = {},
+  extra: {
+    workloadCertTtlMs?: number;
+    trustDomain?: string;
+    meshDebounceMs?: number;
+    certificateCheckMs?: number;
+  } = {},
 ): Promise<StartedOperator> {
-  const { certificateCheckMs, ...config } = extra;
   const log = new RecordingLogger();
+  const { meshDebounceMs, certificateCheckMs, ...configExtra } = extra;
   const operator = new Operator({
     kubeConfig: env.kc,
     config: {
@@ -101,10 +113,11 @@ export async function startOperator(
       leaseDurationMs: 2000,
       renewDeadlineMs: 1500,
       retryPeriodMs: 200,
-      ...config,
+      ...configExtra,
     },
     log,
     ackFlushMs: 20,
+    ...(meshDebounceMs === undefined ? {} : { meshDebounceMs }),
     ...(certificateCheckMs === undefined ? {} : { certificateCheckMs }),
   });
   const { grpcPort, healthPort } = await operator.start();
@@ -127,14 +140,32 @@ export async function createPod(
   namespace: string,
   name: string,
   labels: Record<string, string>,
-  opts: { serviceAccount?: string; meshed?: boolean } = {},
+  opts: {
+    serviceAccount?: string;
+    meshed?: boolean;
+    /** The ports its `tollgate-init` captures (as the injector writes them); none: no init container. */
+    capturedPorts?: readonly number[];
+    /** Its IP, set through the status subresource as the kubelet would. */
+    ip?: string;
+  } = {},
 ): Promise<V1Pod> {
-  return env.core.createNamespacedPod({
+  const created = await env.core.createNamespacedPod({
     namespace,
     body: {
       metadata: { name, labels },
       spec: {
         ...(opts.serviceAccount ? { serviceAccountName: opts.serviceAccount } : {}),
+        ...(opts.capturedPorts
+          ? {
+              initContainers: [
+                {
+                  name: 'tollgate-init',
+                  image: 'tollgate:dev',
+                  args: ['init', '--inbound-ports', opts.capturedPorts.join(',')],
+                },
+              ],
+            }
+          : {}),
         containers: [
           { name: 'app', image: 'example/app:1' },
           ...(opts.meshed === false ? [] : [{ name: 'tollgate-agent', image: 'tollgate:dev' }]),
@@ -142,6 +173,11 @@ export async function createPod(
       },
     },
   });
+  if (opts.ip === undefined) return created;
+  return env.core.patchNamespacedPodStatus(
+    { namespace, name, body: { status: { phase: 'Running', podIP: opts.ip, podIPs: [{ ip: opts.ip }] } } },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
 }
 
 /** A projected-style token (audience `tollgate`) bound to the pod. */
@@ -283,5 +319,25 @@ export async function startOperatorProcess(
       proc.kill('SIGKILL');
       await exited;
     },
+  };
+}
+
+/** An ApiPolicy condition, as the operator writes it. */
+export interface PolicyCondition {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+  observedGeneration: number;
+}
+
+/** An ApiPolicy as read back from the API server: what the tests check of it. */
+export interface PolicyObject {
+  metadata: { generation: number; uid: string } & Record<string, unknown>;
+  status?: {
+    observedGeneration?: number;
+    conditions?: PolicyCondition[];
+    workloads?: { selected: number; programmed: number };
+    policyHash?: string;
   };
 }

@@ -31,7 +31,7 @@ const HTTP_500 = [
   HTTP_500_BODY,
 ].join('\r\n');
 
-/** A TCP proxy on 127.0.0.1 in front of `target`. */
+/** A TCP proxy on a loopback address (127.0.0.1 unless told) in front of `target`. */
 export class TcpProxy {
   readonly #server: Server;
   readonly #target: { host: string; port: number };
@@ -44,16 +44,25 @@ export class TcpProxy {
     this.#server = createServer((socket) => this.#accept(socket));
   }
 
-  /** Starts a proxy on a free port forwarding to `target` (`http://HOST:PORT`). */
-  static async start(target: string): Promise<TcpProxy> {
+  /**
+   * Starts a proxy on a free port forwarding to `target` (`http://HOST:PORT`);
+   * `host` is its loopback address (another one, such as 127.0.0.3, stands
+   * for a Service's cluster IP in front of a pod).
+   */
+  static async start(target: string, host = '127.0.0.1'): Promise<TcpProxy> {
     const proxy = new TcpProxy(new URL(target));
-    await new Promise<void>((resolve) => proxy.#server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => proxy.#server.listen(0, host, resolve));
     return proxy;
   }
 
-  /** `http://127.0.0.1:PORT` */
+  /** `http://HOST:PORT` */
   get url(): string {
-    return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+    const { address, port } = this.#server.address() as AddressInfo;
+    return `http://${address}:${port}`;
+  }
+
+  get port(): number {
+    return (this.#server.address() as AddressInfo).port;
   }
 
   /** Connections accepted so far, in any mode. */
