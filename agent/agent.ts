@@ -311,20 +311,24 @@ export class Agent {
     return trust;
   }
 
-  /** The operator's mesh: replaces the one in force unless it is malformed (then kept, and logged). */
-  #applyMesh(message: Mesh): void {
+  /**
+   * The operator's mesh: replaces the one in force unless it is malformed
+   * (then kept, and logged). True when it is in force (also when it already was).
+   */
+  #applyMesh(message: Mesh): boolean {
     const problems: string[] = [];
     const endpoints = meshEndpointsOf(message.endpoints, problems);
-    if (problems.length > 0) {
+    if (problems.length > 0 || typeof message.version !== 'string') {
       this.#deps.logger.error(
-        { version: message.version, problems: problems.slice(0, 10) },
+        { version: String(message.version), problems: problems.slice(0, 10) },
         'mesh from the operator rejected, keeping the one in force',
       );
-      return;
+      return false;
     }
-    if (message.version === this.mesh.version) return;
+    if (message.version === this.mesh.version) return true;
     this.mesh.replace(endpoints, message.version);
     this.#deps.logger.info({ version: message.version, endpoints: endpoints.length }, 'mesh updated');
+    return true;
   }
 
   /** Standalone `--mesh`: loaded now (throws when unusable), then watched. */

@@ -4,7 +4,7 @@
  * an injected random source and delay, refusals, the token never logged.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -21,7 +21,7 @@ import {
   type OperatorSourceOptions,
   targetHost,
 } from './operator-source.ts';
-import { STATE_FILE, TRUST_FILE } from './state-dir.ts';
+import { MESH_FILE, STATE_FILE, TRUST_FILE } from './state-dir.ts';
 
 const SERVER_NAME = 'tollgate-operator.tollgate-system.svc';
 const TOKEN = 'eyJhbGciOiJSUzI1NiJ9.unit-test-token-7f3a9c.c2lnbmF0dXJl';
@@ -370,6 +370,53 @@ describe('OperatorPolicySource', () => {
     const third = source(op, { stateDir, trust: new TrustStore() });
     third.s.start();
     assert.ok(third.logger.lines.some((l) => l.msg === 'saved trust bundle invalid, ignored'));
+    third.s.close();
+    await third.s.closed();
+  });
+
+  test('mesh: handed to onMesh, saved (0600) when put in force, restored at start; a refused one is not saved', async () => {
+    const stateDir = join(dir, 'mesh-state');
+    const endpoint = (ip: string) => ({
+      addresses: [ip],
+      ports: [8080],
+      excludedPorts: [],
+      identities: ['spiffe://cluster.local/ns/shop/sa/orders'],
+    });
+    const op = await operator();
+    const seen: string[] = [];
+    const onMesh = (m: { version: string }) => {
+      seen.push(m.version);
+      return m.version !== 'refused';
+    };
+    const { s } = source(op, { stateDir, onMesh });
+    s.start();
+    await until(() => op.acks.length === 1);
+    op.pushMesh({ version: 'm1', endpoints: [endpoint('10.0.0.2')] });
+    await until(() => existsSync(join(stateDir, MESH_FILE)));
+    assert.equal(statSync(join(stateDir, MESH_FILE)).mode & 0o777, 0o600);
+    op.pushMesh({ version: 'refused', endpoints: [] });
+    await until(() => seen.length === 2);
+    assert.deepEqual(JSON.parse(readFileSync(join(stateDir, MESH_FILE), 'utf8')), {
+      version: 'm1',
+      endpoints: [endpoint('10.0.0.2')],
+    });
+    s.close();
+    await s.closed();
+    op.stop();
+
+    // A restart without the operator: the saved mesh is handed over at start.
+    const restored: unknown[] = [];
+    const again = source(op, { stateDir, onMesh: (m) => restored.push(m) > 0 });
+    again.s.start();
+    assert.deepEqual(restored, [{ version: 'm1', endpoints: [endpoint('10.0.0.2')] }]);
+    assert.ok(again.logger.lines.some((l) => l.msg === 'mesh restored from the state directory'));
+    again.s.close();
+    await again.s.closed();
+    // A corrupt saved mesh is ignored, never fatal.
+    writeFileSync(join(stateDir, MESH_FILE), '{not json');
+    const third = source(op, { stateDir, onMesh: () => assert.fail('a corrupt mesh is never handed over') });
+    third.s.start();
+    assert.ok(third.logger.lines.some((l) => l.msg === 'saved mesh invalid, ignored'));
     third.s.close();
     await third.s.closed();
   });

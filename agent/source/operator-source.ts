@@ -43,8 +43,10 @@ import type { TrustStore } from '../identity/trust-store.ts';
 import { Backoff, type BackoffOptions } from './backoff.ts';
 import {
   readStateBundle,
+  readStateMesh,
   readStateTrustBundle,
   writeStateBundle,
+  writeStateMesh,
   writeStateTrustBundle,
 } from './state-dir.ts';
 
@@ -81,8 +83,8 @@ export interface OperatorSourceOptions {
   onReject?: (diagnostics: Diagnostic[]) => void;
   /** Where TrustBundle messages go (absent: they are ignored). */
   trust?: TrustStore;
-  /** The operator's meshed destinations, each time they change. */
-  onMesh?: (mesh: Mesh) => void;
+  /** The operator's meshed destinations (each time they change, and the saved one at start); true when put in force. */
+  onMesh?: (mesh: Mesh) => boolean;
 }
 
 export type DecodedBundle = { ok: true; engine: PolicyEngine } | { ok: false; error: string };
@@ -150,6 +152,8 @@ export class OperatorPolicySource {
   #saved: string | null = null;
   /** The trust bundle version saved in the state directory. */
   #trustSaved: string | null = null;
+  /** The mesh version saved in the state directory. */
+  #meshSaved: string | null = null;
   #call: PolicyCall | null = null;
   #loop: Promise<void> | null = null;
 
@@ -182,6 +186,7 @@ export class OperatorPolicySource {
         this.#o.onLoad?.(engine, []);
       }
       this.#restoreTrust(this.#o.stateDir);
+      this.#restoreMesh(this.#o.stateDir);
     }
     this.#loop = this.#run();
     return null;
@@ -302,7 +307,8 @@ export class OperatorPolicySource {
           return;
         }
         if (message.kind === 'mesh') {
-          this.#o.onMesh?.(message.mesh);
+          const mesh = message.mesh;
+          queue = queue.then(() => this.#applyMesh(mesh));
           return;
         }
         if (message.kind !== 'bundle') return;
@@ -362,6 +368,34 @@ export class OperatorPolicySource {
       this.#trustSaved = trust.current?.version ?? null;
       this.#o.logger.info({ version: this.#trustSaved }, 'trust bundle restored from the state directory');
     } else this.#o.logger.warn({ dir, error: offer.error }, 'saved trust bundle invalid, ignored');
+  }
+
+  /** Hands the saved mesh to `onMesh` (which checks it); one it refuses is not used. */
+  #restoreMesh(dir: string): void {
+    const saved = readStateMesh(dir, this.#o.logger) as Mesh | null;
+    if (saved === null || !this.#o.onMesh) return;
+    if (typeof saved !== 'object' || !Array.isArray(saved.endpoints) || typeof saved.version !== 'string') {
+      this.#o.logger.warn({ dir }, 'saved mesh invalid, ignored');
+      return;
+    }
+    if (this.#o.onMesh(saved)) {
+      this.#meshSaved = saved.version;
+      this.#o.logger.info({ version: saved.version }, 'mesh restored from the state directory');
+    }
+  }
+
+  /** Hands a Mesh to `onMesh`; saves it when it was put in force. Never throws. */
+  async #applyMesh(mesh: Mesh): Promise<void> {
+    if (!this.#o.onMesh?.(mesh)) return;
+    const dir = this.#o.stateDir;
+    if (dir === null || this.#meshSaved === mesh.version) return;
+    try {
+      await writeStateMesh(dir, mesh);
+      this.#meshSaved = mesh.version;
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? (e as Error).message;
+      this.#o.logger.error({ dir, code, version: mesh.version }, 'cannot save the mesh');
+    }
   }
 
   /** Takes a TrustBundle (saved, reported accepted) or refuses it (logged, reported rejected). Never throws. */

@@ -75,7 +75,7 @@ export interface PolicySourceDeps {
 /** What only the operator sends besides bundles. */
 export interface OperatorExtras {
   /** The meshed destinations, whole, each time they change. */
-  onMesh?: (mesh: Mesh) => void;
+  onMesh?: (mesh: Mesh) => boolean;
 }
 
 /** The operator source with `--operator`, else the file source; `file` carries the shared callbacks. */

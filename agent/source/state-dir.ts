@@ -2,8 +2,9 @@
  * The agent's state directory (`--state-dir`): the last good policy bundle,
  * `bundle.json`, kept so that an agent restarted while the operator is down
  * enforces it at once (fail static), and the last good mesh trust bundle,
- * `trust-bundle.pem`, so it keeps verifying peers against the same roots. Written atomically (temp file, fsync,
- * rename, fsync of the folder; mode 0600); read defensively: a missing,
+ * `trust-bundle.pem`, so it keeps verifying peers against the same roots, and
+ * the last mesh, `mesh.json`, so it keeps sending meshed destinations mTLS.
+ * Written atomically (temp file, fsync, rename, fsync of the folder; mode 0600); read defensively: a missing,
  * unreadable, corrupt or unloadable file is logged and ignored, never fatal.
  */
 import { readFileSync } from 'node:fs';
@@ -16,6 +17,8 @@ import type { Logger } from '../agent.ts';
 export const STATE_FILE = 'bundle.json';
 /** The file holding the last good trust bundle (its PEM text as received). */
 export const TRUST_FILE = 'trust-bundle.pem';
+/** The file holding the last mesh put in force (its JSON). */
+export const MESH_FILE = 'mesh.json';
 
 /** Reads and loads the last good bundle; null (logged, never thrown) when there is none worth using. */
 export function readStateBundle(dir: string, logger: Logger): PolicyEngine | null {
@@ -47,6 +50,24 @@ export function readStateTrustBundle(dir: string, logger: Logger): string | null
     if (code !== 'ENOENT') logger.warn({ file, code }, 'saved trust bundle unreadable, ignored');
     return null;
   }
+}
+
+/** The saved mesh, parsed but not checked (the caller checks it); null (logged, never thrown) when there is none. */
+export function readStateMesh(dir: string, logger: Logger): unknown {
+  const file = join(dir, MESH_FILE);
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === undefined) logger.warn({ file, err: (e as Error).message }, 'saved mesh invalid, ignored');
+    else if (code !== 'ENOENT') logger.warn({ file, code }, 'saved mesh unreadable, ignored');
+    return null;
+  }
+}
+
+/** Replaces the saved mesh, atomically like {@link writeStateBundle}. */
+export function writeStateMesh(dir: string, mesh: object): Promise<void> {
+  return writeStateFile(dir, MESH_FILE, JSON.stringify(mesh));
 }
 
 /**

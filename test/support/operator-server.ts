@@ -13,6 +13,7 @@ import {
   type Ack,
   type Bundle,
   type Hello,
+  type Mesh,
   type Nack,
   policyServiceDefinition,
   type SidecarMessage,
@@ -38,7 +39,10 @@ export interface Received<T> {
 }
 
 /** What the operator writes: a message with its oneof member set (the decoder adds `kind`). */
-type Call = ServerDuplexStream<SidecarMessage, { bundle: Bundle } | { trustBundle: TrustBundle }>;
+type Call = ServerDuplexStream<
+  SidecarMessage,
+  { bundle: Bundle } | { trustBundle: TrustBundle } | { mesh: Mesh }
+>;
 
 export interface FakeOperatorOptions {
   /** The serving certificate and key. */
@@ -111,6 +115,11 @@ export class FakeOperator {
   pushTrust(trustBundle: TrustBundle, options: { keep?: boolean } = {}): void {
     if (!options.keep) this.trustBundle = trustBundle;
     for (const call of this.#open) call.write({ trustBundle });
+  }
+
+  /** Sends `mesh` on every open stream. */
+  pushMesh(mesh: Mesh): void {
+    for (const call of this.#open) call.write({ mesh });
   }
 
   /** Ends every open stream with OK (as an operator replica going away gracefully would). */
