@@ -148,7 +148,7 @@ export async function startMeshedOrders(options: { ttlMs: number }): Promise<Mes
         const { key, csr } = await newKeyAndCsr();
         const token = await podToken(env, pods[pod] as V1Pod);
         const out = await callSign(
-          { target: operator.address, ca: env.ca.cert },
+          { target: operator.address, ca: env.ca.cert, serverName: 'localhost' },
           { podName: pod, podNamespace: NS, token, csr },
         );
         return { cert: out.certChain.join('\n'), key };
