@@ -17,11 +17,19 @@
  * `telemetry` (tollgate only: the GET case on a second agent with every
  * telemetry output on — access log, OTLP traces of every request, metrics and
  * log records to bench/otlp-sink.ts — compared with the `get` case's agent,
- * telemetry off, of the same run). Every response must have the case's status (200, or 201
+ * telemetry off, of the same run), `mtls` (tollgate only: the GET case over
+ * keep-alive mTLS to a second agent started with --tls-cert/--tls-key/
+ * --trust-bundle and a Strict policy whose allow rule also requires the load
+ * generator's SPIFFE ID, against the same GET in plaintext to the first agent,
+ * interleaved in the same run; bench/mtls-case.ts, its own RESULTS.md section
+ * from bench/mtls-report.ts) and `rotation` (operator-issued certificates
+ * renewed under 1000 req/s of mTLS traffic for 30 s, run after the others on
+ * its own processes; bench/rotation.ts, its own section). Every response must
+ * have the case's status (200, or 201
  * for the POST); anything else fails the run. Every case's latency at the fixed
  * rate is measured before any saturation window. Rewrites bench/RESULTS.md on a
  * full run. Flags: --quick, --only direct,baseline,tollgate, --cases
- * get,body-schema,omit-fields,global-limit, --cpu-prof, --rounds N (every case; default 2
+ * get,body-schema,omit-fields,global-limit,telemetry,mtls,rotation, --cpu-prof, --rounds N (every case; default 2
  * for get and 1 for the others), --write, --agent-node-options "V8/node flags
  * for the agent only". Children run in their own process groups and are killed
  * on any exit.
