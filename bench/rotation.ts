@@ -52,7 +52,7 @@ export async function runRotation(o: {
     );
     const r = await rotationUnderLoad(mesh, options);
     const renewalsOk = r.renewals >= MIN_RENEWALS && r.servedCertificates >= MIN_RENEWALS + 1;
-    const pass = r.failed === 0 && r.ok === r.sent && renewalsOk;
+    const pass = r.failed === 0 && r.ok === r.sent && r.sideErrors.length === 0 && renewalsOk;
     const mark = (ok: boolean) => (ok ? '✅' : '❌');
     const lines = [
       '## rotation: certificate rotation under continuous mTLS traffic',
@@ -104,6 +104,11 @@ export async function runRotation(o: {
             '—',
           ],
           ['connections opened by the load generator', String(r.connectionsOpened), '—'],
+          [
+            'failed probe connections or client renewals',
+            r.sideErrors.length === 0 ? '0' : r.sideErrors.join('; '),
+            `0 ${mark(r.sideErrors.length === 0)}`,
+          ],
         ],
       ),
     ];

@@ -117,6 +117,7 @@ describe('tollgate agent --operator with operator-issued mTLS', () => {
       { failed: r.failed, firstError: r.firstError, statuses: r.statuses },
       { failed: 0, firstError: null, statuses: { 200: 30_000 } },
     );
+    assert.deepEqual(r.sideErrors, [], 'every probe connection and client renewal succeeded');
     assert.ok(r.renewals >= 2, `${r.renewals} renewals`);
     assert.ok(r.servedCertificates >= 3, `${r.servedCertificates} served certificates`);
     assert.ok(r.clientCertificatesSeen >= 2, `${r.clientCertificatesSeen} client certificates seen`);

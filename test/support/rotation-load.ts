@@ -49,6 +49,8 @@ export interface RotationResult {
   clientCertificates: number;
   /** Distinct client certificates the app saw in x-forwarded-client-cert during the load. */
   clientCertificatesSeen: number;
+  /** Failed probe connections and client renewals (each stops its loop): connections lost to the rotation too. */
+  sideErrors: string[];
 }
 
 const issuedLines = (output: string) =>
@@ -66,6 +68,7 @@ export async function rotationUnderLoad(mesh: MeshedOrders, o: RotationOptions):
     stop = resolve;
   });
   const sleep = (ms: number) => Promise.race([new Promise<void>((r) => setTimeout(r, ms).unref()), stopped]);
+  const sideErrors: string[] = [];
   const refresher = (async () => {
     for (;;) {
       await sleep(o.clientRenewMs);
@@ -73,14 +76,18 @@ export async function rotationUnderLoad(mesh: MeshedOrders, o: RotationOptions):
       client = await mesh.signedFor('billing-1');
       clientCertificates += 1;
     }
-  })();
+  })().catch((e: unknown) => {
+    sideErrors.push(`client renewal: ${(e as Error).message}`);
+  });
   const prober = (async () => {
     for (;;) {
       await sleep(o.probeEveryMs ?? 500);
       if (!running) return;
       serials.add(await mesh.servedSerial(client));
     }
-  })();
+  })().catch((e: unknown) => {
+    sideErrors.push(`probe: ${(e as Error).message}`);
+  });
   const started = performance.now();
   let result: Awaited<ReturnType<typeof paced>>;
   try {
@@ -100,7 +107,7 @@ export async function rotationUnderLoad(mesh: MeshedOrders, o: RotationOptions):
   } finally {
     running = false;
     stop();
-    await Promise.allSettled([refresher, prober]);
+    await Promise.all([refresher, prober]);
   }
   const elapsedS = (performance.now() - started) / 1000;
   serials.add(await mesh.servedSerial(client));
@@ -123,5 +130,6 @@ export async function rotationUnderLoad(mesh: MeshedOrders, o: RotationOptions):
     renewals: issuedLines(mesh.agent.output()) - issuedBefore,
     clientCertificates,
     clientCertificatesSeen: xfcc.size,
+    sideErrors,
   };
 }
