@@ -11,6 +11,10 @@ declare module 'autocannon' {
       body?: string | Buffer;
       overallRate?: number;
       timeout?: number;
+      /** SNI for an https URL (default the URL's host). */
+      servername?: string;
+      /** Passed to tls.connect (autocannon adds `rejectUnauthorized: false`). */
+      tlsOptions?: { cert?: string; key?: string; ca?: string };
     }
     interface Histogram {
       average: number;

@@ -15,7 +15,17 @@
  */
 
 import { connect, type Socket } from 'node:net';
+import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import autocannon from 'autocannon';
+
+/** A client certificate and what to trust, for a load generator speaking mTLS (PEM text). */
+export interface ClientTls {
+  cert: string;
+  key: string;
+  ca: string;
+  /** SNI and the name the server certificate is checked against. */
+  servername: string;
+}
 
 export interface Counts {
   /** Responses with the expected status (200, or the request's `okStatus`). */
@@ -48,11 +58,16 @@ export interface RequestShape {
   okStatus?: number;
 }
 
-/** Closed-loop maximum throughput. Latencies in ms (autocannon's integer-ms histogram). */
+/**
+ * Closed-loop maximum throughput. Latencies in ms (autocannon's integer-ms
+ * histogram). With `tls` (an https URL) every connection presents the client
+ * certificate; autocannon does not check the server's certificate (it sets
+ * `rejectUnauthorized: false`), which changes nothing on the server's side.
+ */
 export function maxThroughput(
   url: string,
   headers: Record<string, string>,
-  opts: { connections: number; durationS: number } & RequestShape,
+  opts: { connections: number; durationS: number; tls?: ClientTls | undefined } & RequestShape,
 ): Promise<MaxResult> {
   const okStatus = String(opts.okStatus ?? 200);
   return new Promise((resolve, reject) => {
@@ -66,6 +81,12 @@ export function maxThroughput(
         pipelining: 1,
         duration: opts.durationS,
         timeout: 10,
+        ...(opts.tls
+          ? {
+              servername: opts.tls.servername,
+              tlsOptions: { cert: opts.tls.cert, key: opts.tls.key, ca: opts.tls.ca },
+            }
+          : {}),
       },
       (err, r) => {
         if (err) {
@@ -102,6 +123,19 @@ export interface PacedResult extends Counts {
   lagP99: number;
   /** Sends that found every connection busy and had to wait for one. */
   queued: number;
+  /** Connections opened, the first ones included (more with `maxRequestsPerConnection` or server closes). */
+  connectionsOpened: number;
+}
+
+/** How a RawConnection connects: plain TCP, or TLS with options read at every (re)connect. */
+interface Dial {
+  host: string;
+  port: number;
+  /** Read at every connect, so a renewed client certificate is used by the next connection. */
+  tls: (() => ConnectionOptions) | null;
+  /** Close the connection after this many responses (0: never); the next send reconnects. */
+  maxRequests: number;
+  onConnect: () => void;
 }
 
 /**
@@ -111,22 +145,24 @@ export interface PacedResult extends Counts {
  * do not show up as latency.
  */
 class RawConnection {
-  readonly #port: number;
-  readonly #host: string;
+  readonly #dial: Dial;
   #socket: Socket;
   #buf: Buffer | null = null;
   #t0 = 0;
+  #served = 0;
   #onDone: ((status: number, ms: number) => void) | null = null;
   #onError: ((e: Error) => void) | null = null;
   readonly ready: Promise<void>;
 
-  constructor(host: string, port: number) {
-    this.#host = host;
-    this.#port = port;
+  /** `served`: responses counted as already served on the first connection (staggers the recycling). */
+  constructor(dial: Dial, served = 0) {
+    this.#dial = dial;
     this.#socket = this.#connect();
+    this.#served = served;
+    const socket = this.#socket;
     this.ready = new Promise((resolve, reject) => {
-      this.#socket.once('connect', () => resolve());
-      this.#socket.once('error', reject);
+      socket.once(dial.tls ? 'secureConnect' : 'connect', () => resolve());
+      socket.once('error', reject);
     });
   }
 
@@ -135,10 +171,22 @@ class RawConnection {
   }
 
   #connect(): Socket {
-    const socket = connect({ host: this.#host, port: this.#port, noDelay: true });
-    socket.on('data', (chunk: Buffer) => this.#data(chunk));
-    socket.on('error', (e) => this.#fail(e));
-    socket.on('close', () => this.#fail(new Error('connection closed')));
+    const { host, port, tls } = this.#dial;
+    const socket = tls
+      ? tlsConnect({ ...tls(), host, port }).setNoDelay(true)
+      : connect({ host, port, noDelay: true });
+    this.#served = 0;
+    this.#dial.onConnect();
+    // A replaced socket's late events (its close after a recycle) must not touch the next request.
+    socket.on('data', (chunk: Buffer) => {
+      if (socket === this.#socket) this.#data(chunk);
+    });
+    socket.on('error', (e) => {
+      if (socket === this.#socket) this.#fail(e);
+    });
+    socket.on('close', () => {
+      if (socket === this.#socket) this.#fail(new Error('connection closed'));
+    });
     return socket;
   }
 
@@ -183,7 +231,9 @@ class RawConnection {
     this.#onDone = null;
     this.#onError = null;
     this.#buf = null;
-    if (/\r\nconnection:[ \t]*close/i.test(head)) this.#socket.destroy();
+    this.#served += 1;
+    const recycle = this.#dial.maxRequests > 0 && this.#served >= this.#dial.maxRequests;
+    if (recycle || /\r\nconnection:[ \t]*close/i.test(head)) this.#socket.destroy();
     onDone(status, t1 - this.#t0);
   }
 
@@ -194,6 +244,22 @@ class RawConnection {
   }
 }
 
+/** Options of `paced` beyond the request shape. */
+export interface PacedOptions extends RequestShape {
+  rate: number;
+  durationS: number;
+  /** Default 32. */
+  connections?: number;
+  /** For an https URL: TLS options read at every connect (a renewed client certificate is used by the next one). */
+  tls?: (() => ConnectionOptions) | undefined;
+  /** Close each connection after this many responses, staggered across connections (default 0: never). */
+  maxRequestsPerConnection?: number;
+  /** Spread sends round-robin over the free connections, so none idles into the server's keep-alive timeout (default: the first free one). */
+  roundRobin?: boolean;
+  /** How long to wait for stragglers after the last send before counting them as timeouts (default 5 s). */
+  drainMs?: number;
+}
+
 /**
  * Open-loop paced load: `rate` requests per second for `durationS` seconds
  * (rate × durationS requests in all) over `connections` keep-alive
@@ -201,14 +267,17 @@ class RawConnection {
  * paced by timers (about 1 ms granularity) and catch up when late, so a send
  * may find every connection busy: it then waits for the first free one
  * (counted in `queued`) and its latency counts from when it was due. Waits at
- * most 5 s for stragglers (then timeouts).
+ * most `drainMs` for stragglers (then timeouts).
  */
 export async function paced(
   url: string,
   headers: Record<string, string>,
-  opts: { rate: number; durationS: number; connections?: number } & RequestShape,
+  opts: PacedOptions,
 ): Promise<PacedResult> {
   const target = new URL(url);
+  const secure = target.protocol === 'https:';
+  if (secure !== (opts.tls !== undefined))
+    throw new Error(`paced: ${url} needs tls options exactly when https`);
   const okStatus = opts.okStatus ?? 200;
   const body = opts.body === undefined ? null : Buffer.from(opts.body, 'utf8');
   const lines = [
@@ -220,10 +289,33 @@ export async function paced(
   // One buffer, built once: head and body in a single write per request.
   const head = Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
   const request = body === null ? head : Buffer.concat([head, body]);
+  let connectionsOpened = 0;
+  const dial: Dial = {
+    host: target.hostname,
+    port: Number(target.port || (secure ? 443 : 80)),
+    tls: opts.tls ?? null,
+    maxRequests: opts.maxRequestsPerConnection ?? 0,
+    onConnect: () => {
+      connectionsOpened += 1;
+    },
+  };
+  const n = opts.connections ?? 32;
   const conns = Array.from(
-    { length: opts.connections ?? 32 },
-    () => new RawConnection(target.hostname, Number(target.port || 80)),
+    { length: n },
+    (_, i) => new RawConnection(dial, Math.floor((i * dial.maxRequests) / n)),
   );
+  let cursor = 0;
+  const freeConnection = (): RawConnection | undefined => {
+    if (!opts.roundRobin) return conns.find((c) => !c.busy);
+    for (let i = 0; i < n; i += 1) {
+      const c = conns[(cursor + i) % n];
+      if (c && !c.busy) {
+        cursor = (cursor + i + 1) % n;
+        return c;
+      }
+    }
+    return undefined;
+  };
   await Promise.all(conns.map((c) => c.ready));
   const total = Math.round(opts.rate * opts.durationS);
   const intervalMs = 1000 / opts.rate;
@@ -272,7 +364,7 @@ export async function paced(
       while (sent < due) {
         const scheduled = start + sent * intervalMs;
         sent += 1;
-        const free = conns.find((c) => !c.busy);
+        const free = freeConnection();
         if (free) dispatch(free, scheduled, performance.now());
         else {
           queued += 1;
@@ -284,7 +376,7 @@ export async function paced(
     };
     tick();
   });
-  const deadline = performance.now() + 5_000;
+  const deadline = performance.now() + (opts.drainMs ?? 5_000);
   while (done < sent && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   const timeouts = sent - done;
   for (const c of conns) c.close();
@@ -299,6 +391,7 @@ export async function paced(
       0.99,
     ),
     queued,
+    connectionsOpened,
     ok,
     bad: answered - ok,
     errors,

@@ -9,8 +9,11 @@
  *     [--method POST --body '{"json":1}' --status 201]
  *
  * `--body` is sent as UTF-8 with its Content-Length (give its Content-Type with --header);
- * `--status` is the status every response must have (default 200).
+ * `--status` is the status every response must have (default 200). For an https URL, mTLS:
+ * `--cert FILE --key FILE --ca FILE --servername NAME` (PEM files). `--round-robin` spreads
+ * the requests over every connection (none idles into the server's keep-alive timeout).
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { paced } from './load.ts';
 
@@ -25,11 +28,17 @@ const { values } = parseArgs({
     method: { type: 'string', default: 'GET' },
     body: { type: 'string' },
     status: { type: 'string', default: '200' },
+    cert: { type: 'string' },
+    key: { type: 'string' },
+    ca: { type: 'string' },
+    servername: { type: 'string', default: 'localhost' },
+    'round-robin': { type: 'boolean', default: false },
   },
 });
 if (!values.url) {
   process.stderr.write(
-    'usage: node bench/paced-client.ts --url URL [--rate N] [--duration S] [--header "k: v"] [--method M --body B --status N]\n',
+    'usage: node bench/paced-client.ts --url URL [--rate N] [--duration S] [--header "k: v"] [--method M --body B --status N]\n' +
+      '       [--cert FILE --key FILE --ca FILE --servername NAME] [--round-robin]\n',
   );
   process.exit(2);
 }
@@ -38,8 +47,20 @@ for (const h of values.header) {
   const i = h.indexOf(':');
   if (i > 0) headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
 }
+const { cert, key, ca } = values;
+const tlsOptions =
+  cert && key && ca
+    ? {
+        cert: readFileSync(cert, 'utf8'),
+        key: readFileSync(key, 'utf8'),
+        ca: readFileSync(ca, 'utf8'),
+        servername: values.servername,
+      }
+    : null;
 const base = {
   rate: Number(values.rate),
+  roundRobin: values['round-robin'],
+  ...(tlsOptions ? { tls: () => tlsOptions } : {}),
   connections: Number(values.connections),
   method: values.method,
   okStatus: Number(values.status),

@@ -31,6 +31,17 @@ export function pinSelf(cpu: number): boolean {
   }
 }
 
+/** Pins every thread of process `pid` (one this bench started some other way) to `cpu`; false when it cannot. */
+export function pinPid(pid: number, cpu: number): boolean {
+  if (!canPin) return false;
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The CPUs a process may run on, as taskset prints them (e.g. "1"), or null. */
 export function affinityOf(pid: number): string | null {
   if (!canPin) return null;

@@ -693,9 +693,11 @@ export function renderMarkdown(
     'npm run bench        # full run (~4–5 min), rewrites bench/RESULTS.md',
     'npm run bench -- --quick                          # smoke check (short durations)',
     'npm run bench -- --only tollgate,baseline         # a subset (direct is always started as the upstream)',
-    'npm run bench -- --cases body-schema,omit-fields  # a subset of the cases (get, body-schema, omit-fields, global-limit, telemetry)',
+    'npm run bench -- --cases body-schema,omit-fields  # a subset of the cases (get, body-schema, omit-fields, global-limit, telemetry, mtls, rotation)',
     'npm run bench -- --only tollgate --cases get,global-limit   # Global (Redis) vs local limits only',
     'npm run bench -- --only direct,baseline,tollgate --cases get,telemetry   # telemetry on vs off only',
+    'npm run bench -- --only tollgate --cases mtls     # keep-alive mTLS vs plaintext only (writes its section)',
+    'npm run bench -- --cases rotation                 # 1000 req/s × 30 s across certificate renewals (writes its section)',
     'npm run bench -- --cpu-prof --only tollgate --quick   # profile the agent',
     "npm run bench -- --agent-node-options='--max-semi-space-size=4'   # try V8 flags on the agent only",
     'node bench/profile-summary.ts bench/profiles/<file>.cpuprofile   # top self-time functions',
@@ -703,7 +705,8 @@ export function renderMarkdown(
     '',
     `Affinity seen during this run: ${pinned}.`,
     'Only a full run (all targets and cases, no `--quick`, `--cpu-prof` or `--agent-node-options`) rewrites this file; ' +
-      'other runs print their summary (pass `--write` to write anyway).',
+      'other runs print their summary (pass `--write` to write anyway). The mtls and rotation cases keep their own ' +
+      'sections (below), which any run of them without those flags rewrites.',
     '',
   );
   return out.join('\n');

@@ -17,11 +17,19 @@
  * `telemetry` (tollgate only: the GET case on a second agent with every
  * telemetry output on — access log, OTLP traces of every request, metrics and
  * log records to bench/otlp-sink.ts — compared with the `get` case's agent,
- * telemetry off, of the same run). Every response must have the case's status (200, or 201
+ * telemetry off, of the same run), `mtls` (tollgate only: the GET case over
+ * keep-alive mTLS to a second agent started with --tls-cert/--tls-key/
+ * --trust-bundle and a Strict policy whose allow rule also requires the load
+ * generator's SPIFFE ID, against the same GET in plaintext to the first agent,
+ * interleaved in the same run; bench/mtls-case.ts, its own RESULTS.md section
+ * from bench/mtls-report.ts) and `rotation` (operator-issued certificates
+ * renewed under 1000 req/s of mTLS traffic for 30 s, run after the others on
+ * its own processes; bench/rotation.ts, its own section). Every response must
+ * have the case's status (200, or 201
  * for the POST); anything else fails the run. Every case's latency at the fixed
  * rate is measured before any saturation window. Rewrites bench/RESULTS.md on a
  * full run. Flags: --quick, --only direct,baseline,tollgate, --cases
- * get,body-schema,omit-fields,global-limit, --cpu-prof, --rounds N (every case; default 2
+ * get,body-schema,omit-fields,global-limit,telemetry,mtls,rotation, --cpu-prof, --rounds N (every case; default 2
  * for get and 1 for the others), --write, --agent-node-options "V8/node flags
  * for the agent only". Children run in their own process groups and are killed
  * on any exit.
@@ -43,7 +51,9 @@ import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startIssuer } from './issuer.ts';
-import { type Counts, maxThroughput, type PacedResult, type RequestShape } from './load.ts';
+import { type ClientTls, type Counts, maxThroughput, type PacedResult, type RequestShape } from './load.ts';
+import { httpsGet, MTLS_CLIENT_ID, MTLS_MODE, MTLS_OTHER_ID, negotiated, prepareMtls } from './mtls-case.ts';
+import { type MtlsReport, mtlsSection, mtlsSummary } from './mtls-report.ts';
 import {
   affinityOf,
   BenchChild,
@@ -67,7 +77,8 @@ import {
   type TargetName,
   type TargetRun,
 } from './report.ts';
-import { keptSections } from './results-section.ts';
+import { keptSections, writeSection } from './results-section.ts';
+import { runRotation } from './rotation.ts';
 import type { SinkStats, TelemetryReport } from './telemetry-report.ts';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -111,7 +122,15 @@ interface BenchCase extends CaseInfo {
   tollgateOnly?: boolean;
 }
 
-const CASE_IDS = ['get', 'body-schema', 'omit-fields', 'global-limit', 'telemetry'] as const;
+const CASE_IDS = [
+  'get',
+  'body-schema',
+  'omit-fields',
+  'global-limit',
+  'telemetry',
+  'mtls',
+  'rotation',
+] as const;
 type CaseId = (typeof CASE_IDS)[number];
 
 function parseFlags() {
@@ -131,7 +150,7 @@ function parseFlags() {
     process.stderr.write(
       `bench: ${(e as Error).message}\n` +
         'usage: npm run bench -- [--quick] [--only direct,baseline,tollgate]\n' +
-        '       [--cases get,body-schema,omit-fields,global-limit,telemetry]\n' +
+        '       [--cases get,body-schema,omit-fields,global-limit,telemetry,mtls,rotation]\n' +
         '       [--cpu-prof] [--rounds N] [--write]\n' +
         "       [--agent-node-options='--v8-flag ...'] (a value starting with - needs the = form)\n",
     );
@@ -234,6 +253,31 @@ const CASES: BenchCase[] = (
         'an OTLP log record and a JSON access line per request, all OTLP over http/protobuf to a local sink ' +
         '(bench/otlp-sink.ts, pinned with the load generator on CPU 0: the collector is elsewhere)',
       rounds: plan.rounds,
+    },
+    {
+      id: 'mtls',
+      title: 'GET over keep-alive mTLS against the same GET in plaintext (tollgate only)',
+      path: `/v1/users/${SUB}/orders/7`,
+      shape: {},
+      headers: {},
+      tollgateOnly: true,
+      request: `the get case's \`GET /v1/users/${SUB}/orders/7\` (same Bearer token) → 200`,
+      route:
+        "The get case's route and policy on a second agent started with `--tls-cert`, `--tls-key` and " +
+        `\`--trust-bundle\`, the policy with \`mtls: {mode: ${MTLS_MODE}}\` and \`peers: [${MTLS_CLIENT_ID}]\` added to ` +
+        "the allow rule (JWT, CEL and peer must all hold); plaintext = the same request to the get case's agent.",
+      rounds: plan.rounds,
+    },
+    {
+      id: 'rotation',
+      title: 'Certificate rotation under continuous mTLS traffic (operator-issued identity)',
+      path: '/v1/invoices',
+      shape: {},
+      headers: {},
+      tollgateOnly: true,
+      request: '`GET /v1/invoices` over keep-alive mTLS, paced',
+      route: 'see its section',
+      rounds: 1,
     },
   ] satisfies BenchCase[]
 ).filter((c) => onlyCases.includes(c.id));
@@ -411,6 +455,8 @@ interface Target {
   process: BenchChild;
   /** tollgate's admin listener (http://HOST:PORT), for /metrics. */
   admin?: string;
+  /** The client certificate an https `origin` wants (the mtls case's agent), as PEM and as files. */
+  tls?: { client: ClientTls; files: { cert: string; key: string; ca: string } };
 }
 
 /** Sum of a Prometheus counter's series in tollgate's /metrics (0 when absent). */
@@ -452,6 +498,9 @@ function agentNodeVersion(): string {
 
 let tollgateSpawnedAt = 0;
 
+/** A run whose own sections (mtls, rotation) may be written without --write: nothing that skews the figures. */
+const sectionsWritable = !quick && !cpuProf && agentNodeOptions === undefined;
+
 /** The telemetry case's OTEL_* environment: everything exported over http/protobuf to the sink. */
 function telemetryEnv(sink: string): Record<string, string> {
   return {
@@ -472,6 +521,10 @@ interface TollgateOptions {
   logLevel?: string;
   /** Stdout to /dev/null (the access log of the telemetry case). */
   discardStdout?: boolean;
+  /** More agent flags (the mtls case's `--tls-cert` …). */
+  extraArgs?: string[];
+  /** Makes the target https, with this client certificate. */
+  tls?: Target['tls'];
 }
 
 async function startTollgate(
@@ -501,6 +554,7 @@ async function startTollgate(
       '--log-level',
       options.logLevel ?? 'warn',
       ...(redisUrl ? ['--redis-url', redisUrl] : []),
+      ...(options.extraArgs ?? []),
     ];
     const child = cpuProf
       ? new BenchChild(
@@ -525,9 +579,10 @@ async function startTollgate(
       await waitReady(`http://127.0.0.1:${admin}/readyz`, child, 15_000);
       return {
         name: 'tollgate',
-        origin: `http://127.0.0.1:${listen}`,
+        origin: `${options.tls ? 'https' : 'http'}://127.0.0.1:${listen}`,
         process: child,
         admin: `http://127.0.0.1:${admin}`,
+        ...(options.tls ? { tls: options.tls } : {}),
       };
     } catch (e) {
       await child.stop();
@@ -585,9 +640,23 @@ async function main(): Promise<void> {
           ? 'not measured under --cpu-prof'
           : null;
     if (wantTelemetry && telemetrySkip) log(`telemetry case SKIPPED: ${telemetrySkip}`);
+    // The mtls case needs tollgate; under --cpu-prof a second agent would profile into the same file.
+    const wantMtls = CASES.some((c) => c.id === 'mtls');
+    const mtlsSkip = !wantMtls
+      ? null
+      : !selected.includes('tollgate')
+        ? 'tollgate is not among the targets (--only)'
+        : cpuProf
+          ? 'not measured under --cpu-prof'
+          : null;
+    if (wantMtls && mtlsSkip) log(`mtls case SKIPPED: ${mtlsSkip}`);
+    // rotation is not a load case of these targets: it runs on its own after them (bench/rotation.ts).
     const measured = CASES.filter(
       (c) =>
-        (c.id !== 'global-limit' || globalSkip === null) && (c.id !== 'telemetry' || telemetrySkip === null),
+        c.id !== 'rotation' &&
+        (c.id !== 'global-limit' || globalSkip === null) &&
+        (c.id !== 'telemetry' || telemetrySkip === null) &&
+        (c.id !== 'mtls' || mtlsSkip === null),
     );
     const redis = wantGlobal && globalSkip === null ? await startRedis() : null;
     if (redis) log(`redis-server pid ${redis.process.pid} on 127.0.0.1:${redis.port}`);
@@ -623,11 +692,20 @@ async function main(): Promise<void> {
           discardStdout: true,
         })
       : null;
+    const mtls =
+      wantMtls && mtlsSkip === null ? await prepareMtls(tmp, readFileSync(policyPath, 'utf8')) : null;
+    const mtlsTarget = mtls
+      ? await startTollgate(mtls.policyPath, upstreamOrigin, profileName, {
+          redisUrl: null,
+          extraArgs: mtls.agentArgs,
+          tls: { client: mtls.client, files: mtls.clientFiles },
+        })
+      : null;
     log(
-      `started: ${[...targets, ...(otelTarget ? [otelTarget] : [])]
+      `started: ${[...targets, ...(otelTarget ? [otelTarget] : []), ...(mtlsTarget ? [mtlsTarget] : [])]
         .map(
           (t) =>
-            `${t.name}${t === otelTarget ? '+otel' : ''} ${new URL(t.origin).host} (pid ${t.process.pid})`,
+            `${t.name}${t === otelTarget ? '+otel' : t === mtlsTarget ? '+mtls' : ''} ${new URL(t.origin).host} (pid ${t.process.pid})`,
         )
         .join(', ')}${sink ? `, otlp-sink ${sinkAddr} (pid ${sink.pid})` : ''}`,
     );
@@ -640,9 +718,11 @@ async function main(): Promise<void> {
         ? otelTarget
           ? [otelTarget]
           : []
-        : c.tollgateOnly
-          ? targets.filter((t) => t.name === 'tollgate')
-          : targets;
+        : c.id === 'mtls'
+          ? [...targets.filter((t) => t.name === 'tollgate'), ...(mtlsTarget ? [mtlsTarget] : [])]
+          : c.tollgateOnly
+            ? targets.filter((t) => t.name === 'tollgate')
+            : targets;
     const seenUser = (t: Target) => (res: Response) =>
       t.name === 'tollgate' && res.headers.get('x-seen-user-id') !== SUB
         ? `the upstream did not receive x-user-id: ${SUB} (got ${res.headers.get('x-seen-user-id')})`
@@ -763,13 +843,43 @@ async function main(): Promise<void> {
       await expectStatus('tollgate+otel with token', url, { headers: auth }, 200, seenUser(otelTarget));
       await expectStatus('tollgate+otel without token', url, { headers: {} }, 401);
     }
+    let mtlsNegotiated = '';
+    if (mtls && mtlsTarget) {
+      const url = mtlsTarget.origin + (byId.get('mtls')?.path ?? '');
+      const ok = await httpsGet(url, auth, mtls.client);
+      if (ok.status !== 200 || ok.headers['x-seen-user-id'] !== SUB)
+        throw new Error(
+          `preflight tollgate+mtls: expected 200 with x-seen-user-id ${SUB}, got ${ok.status} ${ok.body.slice(0, 300)}`,
+        );
+      await expectStatus(
+        `tollgate+mtls, plaintext (${MTLS_MODE})`,
+        url.replace(/^https:/, 'http:'),
+        { headers: auth },
+        403,
+      );
+      for (const [label, headers, client, status] of [
+        [`another peer (${MTLS_OTHER_ID})`, auth, mtls.other, 403],
+        ['without token', {}, mtls.client, 401],
+      ] as const) {
+        const got = await httpsGet(url, headers, client);
+        if (got.status !== status)
+          throw new Error(
+            `preflight tollgate+mtls ${label}: expected ${status}, got ${got.status} ${got.body.slice(0, 300)}`,
+          );
+      }
+      mtlsNegotiated = await negotiated('127.0.0.1', Number(new URL(url).port), mtls.client);
+    }
     log(
       `preflight ok (${measured.map((c) => c.id).join(', ')}): expected statuses on every target; tollgate ` +
         'answers 401 without a token, 403 for another user, 400 to invalid bodies, 415 to text/plain, ' +
         'and omits internalCost, supplier.contact and items[].cost' +
+        (mtlsTarget
+          ? `; the mTLS agent answers 403 to plaintext and to another peer (${mtlsNegotiated})`
+          : '') +
         (globalKeys.length > 0 ? `; the Global limit's bucket is in Redis (${globalKeys.join(', ')})` : ''),
     );
 
+    const labelOf = (t: Target) => `${t.name}${t === otelTarget ? '+otel' : t === mtlsTarget ? '+mtls' : ''}`;
     const alive = (t: Target) => {
       for (const c of [t.process, upstream, ...(redis ? [redis.process] : [])])
         if (!c.running) throw new Error(`${c.name} (pid ${c.pid}) died during the bench:\n${c.tail()}`);
@@ -780,17 +890,18 @@ async function main(): Promise<void> {
     const fallbacksBefore = redis && tollgateAdmin ? await metricSum(tollgateAdmin, FALLBACK) : 0;
     await sleep(1_000);
     const loadStartedAt = performance.now();
-    const allTargets = [...targets, ...(otelTarget ? [otelTarget] : [])];
+    const allTargets = [...targets, ...(otelTarget ? [otelTarget] : []), ...(mtlsTarget ? [mtlsTarget] : [])];
     const rssAfterStart = new Map(allTargets.map((t) => [t.process.pid, rssMiB(t.process.pid)]));
     for (const c of measured) {
       for (const t of targetsFor(c)) {
         alive(t);
-        log(`warm-up ${c.id} ${t.name} (${plan.warmupS} s)`);
+        log(`warm-up ${c.id} ${labelOf(t)} (${plan.warmupS} s)`);
         assertClean(
           `${c.id} ${t.name} warm-up`,
           await maxThroughput(t.origin + c.path, caseHeaders(c), {
             connections: CONNECTIONS,
             durationS: plan.warmupS,
+            tls: t.tls?.client,
             ...c.shape,
           }),
           c.shape.okStatus,
@@ -814,7 +925,8 @@ async function main(): Promise<void> {
       ]),
     );
     const runOf = (c: BenchCase, t: Target) => {
-      const run = runs.get(c.id)?.find((r) => r.name === t.name);
+      // By process: the mtls case measures two tollgate agents.
+      const run = runs.get(c.id)?.find((r) => r.pid === t.process.pid);
       if (!run) throw new Error(`no run for ${c.id} ${t.name}`);
       return run;
     };
@@ -835,7 +947,7 @@ async function main(): Promise<void> {
         for (const t of order(c, round)) {
           alive(t);
           log(
-            `${c.id} round ${round + 1}/${c.rounds}: ${RATE} req/s ${t.name} (${plan.pacedWarmS} s + ${plan.pacedS} s)`,
+            `${c.id} round ${round + 1}/${c.rounds}: ${RATE} req/s ${labelOf(t)} (${plan.pacedWarmS} s + ${plan.pacedS} s)`,
           );
           const client = new BenchChild(
             'paced-client',
@@ -854,6 +966,15 @@ async function main(): Promise<void> {
               ...(c.shape.method ? ['--method', c.shape.method] : []),
               ...(c.shape.body !== undefined ? ['--body', c.shape.body] : []),
               ...(c.shape.okStatus ? ['--status', String(c.shape.okStatus)] : []),
+              ...(t.tls
+                ? [
+                    ...['--cert', t.tls.files.cert, '--key', t.tls.files.key, '--ca', t.tls.files.ca],
+                    ...['--servername', t.tls.client.servername],
+                  ]
+                : []),
+              // Keep-alive compared like for like: no connection idles into the agent's 5 s keep-alive
+              // timeout, which would put a reconnect (a handshake, for mTLS) inside the window.
+              ...(c.id === 'mtls' ? ['--round-robin'] : []),
             ],
             { cpu: 0 },
           );
@@ -880,13 +1001,14 @@ async function main(): Promise<void> {
       for (let round = 0; round < c.rounds; round += 1) {
         for (const t of order(c, round)) {
           log(
-            `${c.id} round ${round + 1}/${c.rounds}: max throughput ${t.name} (${plan.maxS} s, ${CONNECTIONS} conns)`,
+            `${c.id} round ${round + 1}/${c.rounds}: max throughput ${labelOf(t)} (${plan.maxS} s, ${CONNECTIONS} conns)`,
           );
           alive(t);
           const sampler = new UsageSampler(pidsOf(t, c));
           const res = await maxThroughput(t.origin + c.path, caseHeaders(c), {
             connections: CONNECTIONS,
             durationS: plan.maxS,
+            tls: t.tls?.client,
             ...c.shape,
           });
           const usage = sampler.stop();
@@ -925,7 +1047,9 @@ async function main(): Promise<void> {
         ratios: ratios(Object.fromEntries(summaries.map((s) => [s.name, s]))),
       };
     };
-    const results = measured.filter((c) => c.id !== 'global-limit' && c.id !== 'telemetry').map(resultOf);
+    const results = measured
+      .filter((c) => c.id !== 'global-limit' && c.id !== 'telemetry' && c.id !== 'mtls')
+      .map(resultOf);
     const globalCase = CASES.find((c) => c.id === 'global-limit');
     const globalMeasured = measured.find((c) => c.id === 'global-limit');
     const globalReport: GlobalLimitReport | null = globalCase
@@ -964,6 +1088,30 @@ async function main(): Promise<void> {
             ' (every other OTEL_* at its default: batch span processor 5 s / 512 / 2048, parentbased_always_on)',
         }
       : null;
+    const mtlsCase = CASES.find((c) => c.id === 'mtls');
+    const runSummary = (id: string, t: Target | null | undefined) => {
+      const run = t ? runs.get(id)?.find((r) => r.pid === t.process.pid) : undefined;
+      return run ? summarize(run) : null;
+    };
+    const mtlsReport: MtlsReport | null = mtlsCase
+      ? {
+          info: infoOf(mtlsCase),
+          skipped: mtlsSkip,
+          plain: runSummary(
+            'mtls',
+            targets.find((t) => t.name === 'tollgate'),
+          ),
+          mtls: runSummary('mtls', mtlsTarget),
+          setup:
+            "Certificates from a test CA made with test/support/certs.ts (ECDSA P-256): the agent's for DNS " +
+            "`localhost`, the client's with the URI SAN `" +
+            MTLS_CLIENT_ID +
+            '`. Load generators: bench/paced-client.ts over 32 keep-alive TLS connections (server certificate ' +
+            'verified, requests spread round-robin so none idles into the 5 s keep-alive timeout; the plaintext ' +
+            "target gets the same) and autocannon with the client certificate (it does not verify the server's).",
+          negotiated: mtlsNegotiated,
+        }
+      : null;
     const meta: Meta = {
       date: new Date().toISOString(),
       cpuModel: cpuModel(),
@@ -990,15 +1138,23 @@ async function main(): Promise<void> {
       !quick &&
       !cpuProf &&
       agentNodeOptions === undefined;
-    if (full || flags.write) {
-      const resultsFile = join(bench, 'RESULTS.md');
+    const resultsFile = join(bench, 'RESULTS.md');
+    if ((full || flags.write) && measured.some((c) => c.id !== 'mtls')) {
       const kept = keptSections(resultsFile);
       writeFileSync(resultsFile, renderMarkdown(meta, results, globalReport, telemetryReport) + kept);
       log('wrote bench/RESULTS.md');
     } else {
       log('partial or quick run: bench/RESULTS.md left as it was (--write to overwrite)');
     }
-    process.stdout.write(`\n${renderSummary(results, globalReport, telemetryReport)}\n`);
+    // The mtls case keeps its own section, so `--cases mtls` alone updates it.
+    if (mtlsReport && mtlsSkip === null && (sectionsWritable || flags.write)) {
+      writeSection(resultsFile, 'mtls', mtlsSection(mtlsReport, meta));
+      log('wrote the mtls section of bench/RESULTS.md');
+    }
+    process.stdout.write(
+      `${results.length > 0 || globalReport || telemetryReport ? `\n${renderSummary(results, globalReport, telemetryReport)}\n` : ''}` +
+        `${mtlsReport ? `\n${mtlsSummary(mtlsReport).join('\n')}\n` : ''}`,
+    );
     if (cpuProf) {
       const file = join(bench, 'profiles', profileName);
       const found = existsSync(file) ? file : null;
@@ -1026,7 +1182,28 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.exit(130);
   });
 }
-main().then(
+/** The rotation case: its own processes and its own section (bench/rotation.ts). */
+async function rotationStep(): Promise<void> {
+  pinSelf(0);
+  const r = await runRotation({
+    quick,
+    log,
+    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+  });
+  process.stdout.write(`\n${r.summary}\n`);
+  if (sectionsWritable || flags.write) {
+    writeSection(join(bench, 'RESULTS.md'), 'rotation', r.markdown);
+    log('wrote the rotation section of bench/RESULTS.md');
+  }
+  if (!r.pass) throw new Error(`rotation: ${r.summary}`);
+}
+
+async function all(): Promise<void> {
+  if (CASES.some((c) => c.id !== 'rotation')) await main();
+  if (CASES.some((c) => c.id === 'rotation')) await rotationStep();
+}
+
+all().then(
   () => process.exit(0),
   (e: unknown) => {
     process.stderr.write(`\nbench FAILED: ${e instanceof Error ? e.message : String(e)}\n`);
