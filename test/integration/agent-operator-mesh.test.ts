@@ -8,7 +8,7 @@
  * kube-proxy in front of a Service's cluster IP.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,12 +16,13 @@ import { after, before, describe, test } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
 import { type AgentProcess, eventually, startAgent, startUpstream } from '../support/agent-process.ts';
 import {
+  createApiPolicy,
   createNamespace,
   createPod,
   createWorkloadCa,
   freePort,
   type OperatorEnv,
-  podToken,
+  operatorAgentLaunch,
   type StartedOperator,
   startOperator,
   startOperatorEnv,
@@ -71,29 +72,10 @@ describe('operator mesh: agents originate mTLS to meshed pods', () => {
   const upstreams: { server: { close(): void } }[] = [];
 
   async function operatorAgent(pod: V1Pod, extra: string[]): Promise<AgentProcess> {
-    const name = pod.metadata?.name ?? '';
-    const token = join(dir, `${name}.token`);
-    writeFileSync(token, await podToken(env, pod));
     const upstream = await startUpstream();
     upstreams.push(upstream);
-    return startAgent(
-      null,
-      upstream.port,
-      [
-        '--operator',
-        op.address,
-        '--operator-ca',
-        join(dir, 'operator-ca.crt'),
-        '--operator-server-name',
-        'localhost',
-        '--token-file',
-        token,
-        '--operator-backoff-ms',
-        '50,400',
-        ...extra,
-      ],
-      { env: { POD_NAME: name, POD_NAMESPACE: NS } },
-    );
+    const { args, options } = await operatorAgentLaunch(env, op.address, pod, dir);
+    return startAgent(null, upstream.port, [...args, ...extra], options);
   }
 
   before(async () => {
@@ -116,24 +98,13 @@ describe('operator mesh: agents originate mTLS to meshed pods', () => {
       { app: 'web' },
       { serviceAccount: 'web', capturedPorts: [8080], ip: '127.0.0.2' },
     );
-    await env.custom.createNamespacedCustomObject({
-      group: 'tollgate.dev',
-      version: 'v1alpha1',
-      plural: 'apipolicies',
-      namespace: NS,
-      body: {
-        apiVersion: 'tollgate.dev/v1alpha1',
-        kind: 'ApiPolicy',
-        metadata: { name: 'orders' },
-        spec: {
-          selector: { matchLabels: { app: 'orders' } },
-          mtls: { mode: 'Strict' },
-          routes: [
-            { name: 'from-web', methods: ['GET'], path: '/v1/from-web', allow: [{ peers: [WEB] }] },
-            { name: 'open', methods: ['GET'], path: '/v1/open', public: true },
-          ],
-        },
-      },
+    await createApiPolicy(env, NS, 'orders', {
+      selector: { matchLabels: { app: 'orders' } },
+      mtls: { mode: 'Strict' },
+      routes: [
+        { name: 'from-web', methods: ['GET'], path: '/v1/from-web', allow: [{ peers: [WEB] }] },
+        { name: 'open', methods: ['GET'], path: '/v1/open', public: true },
+      ],
     });
     // The orders Service: cluster IP 127.0.0.3, its port forwarded to the pod's (as kube-proxy's DNAT would).
     clusterIp = await TcpProxy.start(`http://127.0.0.1:${ordersPort}`, '127.0.0.3');
@@ -149,7 +120,6 @@ describe('operator mesh: agents originate mTLS to meshed pods', () => {
       },
     });
     op = await startOperator(env, 'replica-1', { meshDebounceMs: 50 });
-    writeFileSync(join(dir, 'operator-ca.crt'), env.ca.cert);
     orders = await operatorAgent(ordersPod, ['--listen', `127.0.0.1:${ordersPort}`]);
     web = await operatorAgent(webPod, ['--outbound', '127.0.0.1:0']);
     await eventually(

@@ -14,7 +14,7 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,15 +27,18 @@ import { trustBundleVersion } from '../../proto/policy-service.ts';
 import { type AgentProcess, eventually, startAgent, startUpstream } from '../support/agent-process.ts';
 import { createCa, issueCertificate, type TestCa } from '../support/certs.ts';
 import {
+  createApiPolicy,
   createNamespace,
   createPod,
   createWorkloadCa,
   type OperatorEnv,
+  operatorAgentLaunch,
   podToken,
   type StartedOperator,
   SYSTEM_NS,
   startOperator,
   startOperatorEnv,
+  untilWorkloadIdentity,
 } from '../support/operator-env.ts';
 import { bundleOf, FakeOperator } from '../support/operator-server.ts';
 
@@ -66,7 +69,7 @@ async function agentTrustVersion(agent: AgentProcess): Promise<string> {
 
 describe('trust bundle in the policy stream: root rotation with a real operator and agent', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-trust-'));
-  const files = { ca: join(dir, 'operator-ca.crt'), token: join(dir, 'token'), state: join(dir, 'state') };
+  const files = { state: join(dir, 'state') };
   let env: OperatorEnv;
   let op: StartedOperator;
   let oldRoot: ClientCert;
@@ -198,53 +201,21 @@ describe('trust bundle in the policy stream: root rotation with a real operator 
       { app: 'billing' },
       { serviceAccount: 'billing' },
     );
-    await env.custom.createNamespacedCustomObject({
-      group: 'tollgate.dev',
-      version: 'v1alpha1',
-      plural: 'apipolicies',
-      namespace: NS,
-      body: {
-        apiVersion: 'tollgate.dev/v1alpha1',
-        kind: 'ApiPolicy',
-        metadata: { name: 'orders' },
-        spec: {
-          selector: { matchLabels: { app: 'orders' } },
-          mtls: { mode: 'Strict' },
-          routes: [
-            { name: 'invoices', methods: ['GET'], path: '/v1/invoices', allow: [{ peers: [BILLING] }] },
-          ],
-        },
-      },
+    await createApiPolicy(env, NS, 'orders', {
+      selector: { matchLabels: { app: 'orders' } },
+      mtls: { mode: 'Strict' },
+      routes: [{ name: 'invoices', methods: ['GET'], path: '/v1/invoices', allow: [{ peers: [BILLING] }] }],
     });
     op = await startOperator(env, 'replica-1', { certificateCheckMs: 100 });
-    writeFileSync(files.ca, env.ca.cert);
-    writeFileSync(files.token, await podToken(env, pods['orders-1'] as V1Pod));
     upstream = await startUpstream();
+    const launch = await operatorAgentLaunch(env, op.address, pods['orders-1'] as V1Pod, dir);
     agent = await startAgent(
       null,
       upstream.port,
-      [
-        '--operator',
-        op.address,
-        '--operator-ca',
-        files.ca,
-        '--operator-server-name',
-        'localhost',
-        '--token-file',
-        files.token,
-        '--state-dir',
-        files.state,
-        '--operator-backoff-ms',
-        '50,400',
-      ],
-      { env: { POD_NAME: 'orders-1', POD_NAMESPACE: NS } },
+      [...launch.args, '--state-dir', files.state],
+      launch.options,
     );
-    await eventually(
-      async () =>
-        agent.output().includes('workload certificate issued') &&
-        (await fetch(`http://127.0.0.1:${agent.admin}/readyz`)).status === 200,
-      10_000,
-    );
+    await untilWorkloadIdentity(agent);
   });
 
   after(async () => {
@@ -330,23 +301,9 @@ describe('trust bundle in the policy stream: root rotation with a real operator 
     const good = { version: trustBundleVersion(newRoot.cert), pem: newRoot.cert };
     const fake = await FakeOperator.start({ serving, bundle: bundleOf(''), trustBundle: good });
     const state = join(dir, 'fake-state');
-    const args = [
-      '--operator',
-      fake.address,
-      '--operator-ca',
-      files.ca,
-      '--operator-server-name',
-      'localhost',
-      '--token-file',
-      files.token,
-      '--state-dir',
-      state,
-      '--mtls',
-      'off',
-      '--operator-backoff-ms',
-      '50,400',
-    ];
-    const opts = { env: { POD_NAME: 'orders-1', POD_NAMESPACE: NS } };
+    const launch = await operatorAgentLaunch(env, fake.address, pods['orders-1'] as V1Pod, dir);
+    const args = [...launch.args, '--state-dir', state, '--mtls', 'off'];
+    const opts = launch.options;
     let second: AgentProcess | undefined;
     try {
       second = await startAgent(null, upstream.port, args, opts);

@@ -8,23 +8,26 @@
  * recording upstream. Needs `npm run build` (bin/tollgate runs dist/).
  */
 import 'reflect-metadata';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type PeerCertificate, connect as tlsConnect } from 'node:tls';
 import type { V1Pod } from '@kubernetes/client-node';
 import { callSign, newKeyAndCsr } from '../../agent/identity/sign-client.ts';
-import { type AgentProcess, eventually, startAgent, startUpstream } from './agent-process.ts';
+import { type AgentProcess, startAgent, startUpstream } from './agent-process.ts';
 import type { PemPair } from './certs.ts';
 import {
+  createApiPolicy,
   createNamespace,
   createPod,
   createWorkloadCa,
   type OperatorEnv,
+  operatorAgentLaunch,
   podToken,
   type StartedOperator,
   startOperator,
   startOperatorEnv,
+  untilWorkloadIdentity,
 } from './operator-env.ts';
 
 export const NS = 'shop';
@@ -52,7 +55,6 @@ export interface MeshedOrders {
 /** Starts the environment, the operator (workload certificates of `ttlMs`) and the orders agent; resolves once it holds its first certificate. */
 export async function startMeshedOrders(options: { ttlMs: number }): Promise<MeshedOrders> {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-meshed-'));
-  const files = { ca: join(dir, 'operator-ca.crt'), token: join(dir, 'token') };
   const env = await startOperatorEnv();
   let op: StartedOperator | undefined;
   let upstream: MeshedOrders['upstream'] | undefined;
@@ -81,57 +83,27 @@ export async function startMeshedOrders(options: { ttlMs: number }): Promise<Mes
       ['web-1', 'web'],
     ] as const)
       pods[name] = await createPod(env, NS, name, { app: sa }, { serviceAccount: sa });
-    await env.custom.createNamespacedCustomObject({
-      group: 'tollgate.dev',
-      version: 'v1alpha1',
-      plural: 'apipolicies',
-      namespace: NS,
-      body: {
-        apiVersion: 'tollgate.dev/v1alpha1',
-        kind: 'ApiPolicy',
-        metadata: { name: 'orders' },
-        spec: {
-          selector: { matchLabels: { app: 'orders' } },
-          mtls: { mode: 'Strict' },
-          routes: [
-            { name: 'invoices', methods: ['GET'], path: '/v1/invoices', allow: [{ peers: [BILLING] }] },
-            { name: 'open', methods: ['GET'], path: '/v1/open', public: true },
-          ],
-        },
-      },
+    await createApiPolicy(env, NS, 'orders', {
+      selector: { matchLabels: { app: 'orders' } },
+      mtls: { mode: 'Strict' },
+      routes: [
+        { name: 'invoices', methods: ['GET'], path: '/v1/invoices', allow: [{ peers: [BILLING] }] },
+        { name: 'open', methods: ['GET'], path: '/v1/open', public: true },
+      ],
     });
     op = await startOperator(env, 'replica-1', { workloadCertTtlMs: options.ttlMs });
     const operator = op;
-    writeFileSync(files.ca, env.ca.cert);
-    writeFileSync(files.token, await podToken(env, pods['orders-1'] as V1Pod));
     upstream = await startUpstream();
-    agent = await startAgent(
+    const launch = await operatorAgentLaunch(env, op.address, pods['orders-1'] as V1Pod, dir);
+    // Traffic tests send tens of thousands of requests: an access line each would load this process.
+    const started = await startAgent(
       null,
       upstream.port,
-      [
-        '--operator',
-        op.address,
-        '--operator-ca',
-        files.ca,
-        '--operator-server-name',
-        'localhost',
-        '--token-file',
-        files.token,
-        '--operator-backoff-ms',
-        '50,400',
-        // Traffic tests send tens of thousands of requests: an access line each would load this process.
-        '--access-log',
-        'off',
-      ],
-      { env: { POD_NAME: 'orders-1', POD_NAMESPACE: NS } },
+      [...launch.args, '--access-log', 'off'],
+      launch.options,
     );
-    const started = agent;
-    await eventually(
-      async () =>
-        started.output().includes('workload certificate issued') &&
-        (await fetch(`http://127.0.0.1:${started.admin}/readyz`)).status === 200,
-      10_000,
-    );
+    agent = started;
+    await untilWorkloadIdentity(started);
     const checkServer = (_host: string, cert: PeerCertificate) =>
       cert.subjectaltname === `URI:${ORDERS}`
         ? undefined
@@ -141,7 +113,7 @@ export async function startMeshedOrders(options: { ttlMs: number }): Promise<Mes
       op,
       workloadCa,
       upstream,
-      agent,
+      agent: started,
       pods,
       checkServer,
       async signedFor(pod) {

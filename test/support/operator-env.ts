@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   CoreV1Api,
@@ -19,6 +20,7 @@ import { createCa as createOperatorCa } from '../../operator/ca/certificates.ts'
 import { Operator } from '../../operator/operator.ts';
 import { kubeConfigFor } from '../kube/client.ts';
 import { KubeTestServer } from '../kube/server.ts';
+import { type AgentProcess, eventually } from './agent-process.ts';
 import { createCa, issueCertificate, type TestCa } from './certs.ts';
 import { RecordingLogger } from './recording-logger.ts';
 
@@ -340,4 +342,64 @@ export interface PolicyObject {
     workloads?: { selected: number; programmed: number };
     policyHash?: string;
   };
+}
+
+/** Creates the ApiPolicy `name` in `namespace` with `spec`. */
+export async function createApiPolicy(
+  env: OperatorEnv,
+  namespace: string,
+  name: string,
+  spec: Record<string, unknown>,
+): Promise<void> {
+  await env.custom.createNamespacedCustomObject({
+    group: 'tollgate.dev',
+    version: 'v1alpha1',
+    plural: 'apipolicies',
+    namespace,
+    body: { apiVersion: 'tollgate.dev/v1alpha1', kind: 'ApiPolicy', metadata: { name }, spec },
+  });
+}
+
+/**
+ * The arguments and environment of `tollgate agent --operator` for `pod`:
+ * the operator's CA and the pod's token written into `dir` (the token file
+ * named after the pod), a quick reconnect backoff.
+ */
+export async function operatorAgentLaunch(
+  env: OperatorEnv,
+  operatorAddress: string,
+  pod: V1Pod,
+  dir: string,
+): Promise<{ args: string[]; options: { env: Record<string, string> } }> {
+  const name = pod.metadata?.name ?? '';
+  const namespace = pod.metadata?.namespace ?? '';
+  const ca = join(dir, 'operator-ca.crt');
+  const token = join(dir, `${name}.token`);
+  writeFileSync(ca, env.ca.cert);
+  writeFileSync(token, await podToken(env, pod));
+  return {
+    args: [
+      '--operator',
+      operatorAddress,
+      '--operator-ca',
+      ca,
+      '--operator-server-name',
+      'localhost',
+      '--token-file',
+      token,
+      '--operator-backoff-ms',
+      '50,400',
+    ],
+    options: { env: { POD_NAME: name, POD_NAMESPACE: namespace } },
+  };
+}
+
+/** Resolves once an operator-mode agent holds its first workload certificate and is ready. */
+export async function untilWorkloadIdentity(agent: AgentProcess, ms = 10_000): Promise<void> {
+  await eventually(
+    async () =>
+      agent.output().includes('workload certificate issued') &&
+      (await fetch(`http://127.0.0.1:${agent.admin}/readyz`)).status === 200,
+    ms,
+  );
 }
