@@ -410,6 +410,15 @@ export class Operator {
       return;
     }
     const text = (k: string) => (typeof fields[k] === 'string' ? (fields[k] as string).slice(0, 256) : '?');
+    this.#podWarning(
+      session,
+      'ClientBlocked',
+      `protection blocked client ${text('key')} (${text('reason')}) until ${text('until')}; policy ${text('policy')}, mode ${text('mode')}`,
+    );
+  }
+
+  /** A Warning Event on the session's pod. */
+  #podWarning(session: SidecarSession, reason: string, message: string): void {
     const pod = this.index.pod(session.namespace, session.pod);
     void this.#events.record(
       {
@@ -418,8 +427,8 @@ export class Operator {
         metadata: { namespace: session.namespace, name: session.pod, ...(pod ? { uid: pod.uid } : {}) },
       },
       'Warning',
-      'ClientBlocked',
-      `protection blocked client ${text('key')} (${text('reason')}) until ${text('until')}; policy ${text('policy')}, mode ${text('mode')}`,
+      reason,
+      message,
     );
   }
 
@@ -444,14 +453,8 @@ export class Operator {
     }
     const error = typeof report.error === 'string' ? report.error.slice(0, 512) : '?';
     this.#o.log.warn({ ...who, version, error }, 'sidecar rejected trust bundle');
-    const pod = this.index.pod(session.namespace, session.pod);
-    void this.#events.record(
-      {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { namespace: session.namespace, name: session.pod, ...(pod ? { uid: pod.uid } : {}) },
-      },
-      'Warning',
+    this.#podWarning(
+      session,
       'TrustBundleRejected',
       `the sidecar rejected trust bundle ${version}: ${error}`,
     );

@@ -8,8 +8,9 @@
  */
 
 import { X509Certificate } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContext } from 'node:tls';
+import { FilePoll } from '../source/file-poll.ts';
 
 export interface TlsFiles {
   cert: string;
@@ -148,19 +149,6 @@ export function identityFromPem(pem: { cert: string; key: string; trustBundle: s
   return { context, anchors, spiffeId: spiffeIdOf(leaf.subjectAltName), notAfter: new Date(leaf.validTo) };
 }
 
-function fingerprint(files: TlsFiles): string {
-  return [files.cert, files.key, files.trustBundle]
-    .map((f) => {
-      try {
-        const s = statSync(f);
-        return `${s.ino}:${s.size}:${s.mtimeMs}`;
-      } catch {
-        return 'missing';
-      }
-    })
-    .join('|');
-}
-
 export interface TlsIdentityOptions {
   files: TlsFiles;
   /** Poll interval for changes (default 1 s). */
@@ -173,13 +161,13 @@ export interface TlsIdentityOptions {
 export class TlsIdentity {
   readonly #o: TlsIdentityOptions;
   #current: LoadedIdentity;
-  #print: string;
-  #timer: NodeJS.Timeout | undefined;
+  readonly #poll: FilePoll;
 
   /** Loads the files now; throws TlsIdentityError when they are not usable. */
   constructor(options: TlsIdentityOptions) {
     this.#o = options;
-    this.#print = fingerprint(options.files);
+    const { cert, key, trustBundle } = options.files;
+    this.#poll = new FilePoll([cert, key, trustBundle], () => this.#reload());
     this.#current = loadTlsFiles(options.files);
   }
 
@@ -189,9 +177,10 @@ export class TlsIdentity {
 
   /** Reloads when the files changed; keeps the identity in force when the new files are not usable. */
   check(): void {
-    const print = fingerprint(this.#o.files);
-    if (print === this.#print) return;
-    this.#print = print;
+    this.#poll.check();
+  }
+
+  #reload(): void {
     try {
       this.#current = loadTlsFiles(this.#o.files);
       this.#o.onReload?.(this.#current);
@@ -201,13 +190,10 @@ export class TlsIdentity {
   }
 
   watch(): void {
-    if (this.#timer) return;
-    this.#timer = setInterval(() => this.check(), this.#o.intervalMs ?? 1000);
-    this.#timer.unref();
+    this.#poll.watch(this.#o.intervalMs ?? 1000);
   }
 
   close(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#poll.close();
   }
 }

@@ -3,7 +3,8 @@
  * with the reason), polled for changes, and a bad or half-written edit keeps
  * the mesh in force (the reason logged).
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { FilePoll } from '../source/file-poll.ts';
 import { type MeshDirectory, parseMeshDocument } from './mesh.ts';
 
 export class MeshFileError extends Error {
@@ -19,24 +20,14 @@ export interface MeshFileOptions {
   onReject?: (error: MeshFileError) => void;
 }
 
-function fingerprint(path: string): string {
-  try {
-    const s = statSync(path);
-    return `${s.ino}:${s.size}:${s.mtimeMs}`;
-  } catch {
-    return 'missing';
-  }
-}
-
 export class MeshFile {
   readonly #o: MeshFileOptions;
-  #print: string;
-  #timer: NodeJS.Timeout | undefined;
+  readonly #poll: FilePoll;
 
   /** Loads the file into the mesh now; throws MeshFileError when it is not usable. */
   constructor(options: MeshFileOptions) {
     this.#o = options;
-    this.#print = fingerprint(options.path);
+    this.#poll = new FilePoll([options.path], () => this.#reload());
     this.#load();
   }
 
@@ -50,7 +41,7 @@ export class MeshFile {
       );
     }
     try {
-      this.#o.mesh.replace(parseMeshDocument(text), this.#print);
+      this.#o.mesh.replace(parseMeshDocument(text), this.#poll.fingerprint);
     } catch (e) {
       throw new MeshFileError(`--mesh ${this.#o.path}: ${(e as Error).message}`);
     }
@@ -58,9 +49,10 @@ export class MeshFile {
 
   /** Reloads when the file changed; keeps the mesh in force when the new one is not usable. */
   check(): void {
-    const print = fingerprint(this.#o.path);
-    if (print === this.#print) return;
-    this.#print = print;
+    this.#poll.check();
+  }
+
+  #reload(): void {
     try {
       this.#load();
       this.#o.onReload?.(this.#o.mesh.size);
@@ -70,13 +62,10 @@ export class MeshFile {
   }
 
   watch(): void {
-    if (this.#timer) return;
-    this.#timer = setInterval(() => this.check(), this.#o.intervalMs ?? 1000);
-    this.#timer.unref();
+    this.#poll.watch(this.#o.intervalMs ?? 1000);
   }
 
   close(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#poll.close();
   }
 }
