@@ -51,6 +51,8 @@ export interface Logger {
 
 export interface AgentDeps {
   logger: Logger;
+  /** Writes the per-request access line in `logger`'s format and destination, cheaper than `logger.info`. */
+  accessLine?: Pick<Logger, 'info'>;
   now?: () => number;
   fetch?: typeof fetch;
   /** This build's version, reported to the operator (default 'unknown'). */
@@ -189,6 +191,7 @@ export class Agent {
     this.#unsubscribe.push(
       subscribeAccessLog({
         logger: this.#deps.logger,
+        ...(this.#deps.accessLine ? { line: this.#deps.accessLine } : {}),
         source: this.#telemetry,
         access: this.#config.accessLog ?? true,
         subject: this.#config.logSubject ?? 'none',

@@ -14,9 +14,10 @@
  * route whose per-user limit has `scope: Global`, kept in a redis-server the
  * bench starts, pinned with the upstream, and compared with the `get` case's
  * local limit; skipped, and said so in the report, without `redis-server`), and
- * `telemetry` (tollgate only: the GET case on a second agent with every
- * telemetry output on — access log, OTLP traces of every request, metrics and
- * log records to bench/otlp-sink.ts — compared with the `get` case's agent,
+ * `telemetry` (tollgate only: the GET case on a second agent with the default
+ * telemetry a user gets with OTLP on — JSON access log, OTLP traces of every
+ * request, metrics, security events as log records, to bench/otlp-sink.ts —
+ * compared with the `get` case's agent,
  * telemetry off, of the same run). Every response must have the case's status (200, or 201
  * for the POST); anything else fails the run. Every case's latency at the fixed
  * rate is measured before any saturation window. Rewrites bench/RESULTS.md on a
@@ -231,7 +232,8 @@ const CASES: BenchCase[] = (
       route:
         'Same route and policy as the get case, on a second agent process started with OpenTelemetry on: ' +
         'a sampled SERVER span per request (parentbased_always_on), the metrics registry exported every 5 s, ' +
-        'an OTLP log record and a JSON access line per request, all OTLP over http/protobuf to a local sink ' +
+        'a JSON access line per request, security events as OTLP log records (access lines as log records ' +
+        'are opt-in, `--access-log-otlp on`), all OTLP over http/protobuf to a local sink ' +
         '(bench/otlp-sink.ts, pinned with the load generator on CPU 0: the collector is elsewhere)',
       rounds: plan.rounds,
     },

@@ -1,7 +1,7 @@
 /**
- * The bench's telemetry case: a second agent with every telemetry output on
- * (access log, OTLP traces of every request, metrics and log records to a
- * local sink) measured on the get case's request, against the get case's
+ * The bench's telemetry case: a second agent with the default telemetry of
+ * OTLP on (JSON access log, OTLP traces of every request, metrics and security
+ * log records, to a local sink) measured on the get case's request, against the get case's
  * agent (telemetry off) of the same run: the overhead as ratios, and the
  * data-plane targets judged for both.
  */

@@ -28,6 +28,11 @@ export interface AccessLogger {
 
 export interface AccessLogOptions {
   logger: AccessLogger;
+  /**
+   * Writes the per-request line instead of `logger.info` (the same line, to
+   * the same destination: JsonLineWriter); security lines always go to `logger`.
+   */
+  line?: Pick<AccessLogger, 'info'>;
   /** Only records of this publisher (the agent's RequestTelemetry). */
   source: object;
   /** Write the per-request line. Default true. */
@@ -85,9 +90,10 @@ export function subscribeAccessLog(options: AccessLogOptions): () => void {
   const subject = options.subject ?? 'none';
   const stops: (() => void)[] = [];
   if ((options.access ?? true) && (logger.isLevelEnabled?.('info') ?? true)) {
+    const line = options.line ?? logger;
     stops.push(
       subscribeTo<RequestRecord>(requestEnd, (r) => {
-        if (r.source === source) logger.info(accessFields(r, subject), 'request');
+        if (r.source === source) line.info(accessFields(r, subject), 'request');
       }),
     );
   }
