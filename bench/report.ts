@@ -673,14 +673,6 @@ export function renderMarkdown(
       'removes the listed fields and serializes it again (new Content-Length); the baseline streams it. The ' +
       'gap to the GET case is the price of that work per request. These cases run fewer rounds than the GET ' +
       'case to keep the full run near 4–5 minutes: read their p99 with that in mind.',
-    '- **telemetry**: per request the telemetry-on agent samples a trace at accept (the client ' +
-      '`traceparent` parsed, a new one for the app) and, when the response closes, encodes its span (~17 ' +
-      'attributes, set once) to protobuf right into the batch being filled (no SDK span objects; a batch of ' +
-      '512 leaves at once, at 1000 req/s one every ~0.5 s, sent over HTTP), and writes a JSON access line ' +
-      '(pino, one synchronous write to stdout). Security events (none in the measured traffic) are OTLP log ' +
-      'records; access lines become log records too only with `--access-log-otlp on` (a second encoded ' +
-      'record per request). Sampling (`OTEL_TRACES_SAMPLER=parentbased_traceidratio`) scales the span cost ' +
-      "down; with no `OTEL_*` the SDK is not even loaded (the **get** case's agent).",
     '- CPU profile (`--cpu-prof`): V8 samples wall time, so the self time of the socket write bindings ' +
       '(`writeLatin1String`, `writev`) also holds the kernel loopback path and, on a shared CPU, the time ' +
       'the woken upstream runs. Use `bench/profile-summary.ts` with `--from-ms` to leave out startup.',

@@ -6,7 +6,7 @@ import { JsonLineWriter } from '../agent/telemetry/json-line.ts';
 import { formatDiagnostic } from '../policy/diagnostics.ts';
 import { type OtelConfig, OtelConfigError, readOtelConfig } from '../telemetry/otel/config.ts';
 import { type CliIo, EXIT } from './cli-io.ts';
-import { fdLineSink } from './fd-lines.ts';
+import { stdoutLines } from './fd-lines.ts';
 import type { AgentOtel } from './telemetry.ts';
 import { packageVersion } from './version.ts';
 
@@ -35,14 +35,15 @@ export async function runAgent(args: string[], io: CliIo): Promise<number> {
     for (const p of e.problems) io.err(`tollgate agent: ${p}`);
     return EXIT.usage;
   }
-  // Synchronous writes to stdout: a line is one write(2), in order, with nothing buffered to lose;
-  // the default (asynchronous) destination hands every line to the libuv thread pool, which cost
+  // Every stdout line goes through one batch: written synchronously, whole and in order, once per
+  // event-loop turn (one write(2) for the lines of every request finished in the turn) and on exit.
+  // pino's default (asynchronous) destination hands every line to the libuv thread pool, which cost
   // more per access line than building it (bench: telemetry case).
-  const destination = pino.destination({ dest: 1, sync: true });
+  const lines = stdoutLines();
   const base = { component: 'agent' };
-  const logger = pino({ level: config.logLevel, base }, destination);
+  const logger = pino({ level: config.logLevel, base }, lines);
   // The access line (one per request) in the same format and destination, without pino's per-field strings.
-  const accessLine = new JsonLineWriter(fdLineSink(1), { bindings: base });
+  const accessLine = new JsonLineWriter((line) => lines.append(line), { bindings: base });
   const agent = new Agent(config, { logger, accessLine, agentVersion: packageVersion() });
   let otel: AgentOtel | null = null;
   try {

@@ -4,16 +4,16 @@
  * built in one reused buffer: pino builds a line by concatenating a string per
  * field, a few kilobytes of garbage per line, which at thousands of requests a
  * second cost more (young-generation collections) than the line itself. The
- * line goes to the logger's own file descriptor, so it stays in order with
- * every other line (both are synchronous, complete writes). Values are written as pino writes
+ * line goes where the logger's lines go (the CLI's LineBatch on stdout), so
+ * it stays whole and in order with every other line. Values are written as pino writes
  * them: strings escaped the same way, numbers as `String(n)` (null when not
  * finite), null, arrays and objects as JSON, undefined left out.
  */
 
 /**
- * Where a finished line goes, as UTF-8 bytes: the logger's file descriptor,
- * written fully before returning (the bytes are only valid during the call:
- * the buffer is reused).
+ * Where a finished line goes, as UTF-8 bytes: the logger's destination, which
+ * copies or writes them before returning (the bytes are only valid during the
+ * call: the buffer is reused).
  */
 export type LineSink = (line: Uint8Array) => void;
 
