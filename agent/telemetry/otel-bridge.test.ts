@@ -7,8 +7,9 @@ import {
   ParentBasedSampler,
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace';
-import type { LogData, SpanData } from '../../telemetry/otel/otlp-encoding.ts';
+import { type LogData, ProtoWriter, type SpanData, writeSpan } from '../../telemetry/otel/otlp-encoding.ts';
 import { PolicyError } from '../errors.ts';
+import type { RequestRecord } from './channels.ts';
 import { publishSecurity } from './channels.ts';
 import { installAgentOtel } from './otel-bridge.ts';
 import { begin, testTelemetry } from './test-records.ts';
@@ -259,4 +260,91 @@ describe('installAgentOtel: sampling and signals', () => {
       off();
     }
   });
+});
+
+describe('installAgentOtel: spans encoded straight from the record', () => {
+  const bytes = (write: (w: ProtoWriter) => void) => {
+    const w = new ProtoWriter(64);
+    write(w);
+    return Buffer.from(w.buf.subarray(0, w.pos)).toString('hex');
+  };
+  const long = 'x'.repeat(150);
+  const cases: [string, (t: ReturnType<typeof testTelemetry>) => RequestRecord][] = [
+    [
+      'an allowed GET with every fact',
+      (t) => {
+        const r = begin(t, { headers: { traceparent, 'user-agent': 'curl/8.5.0', host: 'orders:8080' } });
+        Object.assign(r.facts, {
+          policy: 'shop/orders',
+          route: 'get-order',
+          routePath: '/v1/users/{userId}/orders/{orderId}',
+          path: '/v1/users/alice/orders/7',
+        });
+        r.decision = 'allow';
+        r.code = 'OK';
+        t.end(r, 200);
+        return r;
+      },
+    ],
+    [
+      'an unknown method, a 503, an IPv6 Host, no user agent',
+      (t) => {
+        const r = begin(t, { method: 'BREW', headers: { host: '[::1]:8443' } });
+        t.denied(r, new PolicyError('ERR_UPSTREAM_UNAVAILABLE', 'x'));
+        t.end(r, 503);
+        return r;
+      },
+    ],
+    [
+      'aborted, Audit findings, a token failure and a limit, no Host',
+      (t) => {
+        const r = begin(t, { headers: { host: '' } });
+        Object.assign(r.facts, { authnFailure: 'expired', limit: 'per-user' });
+        t.findings(r, ['ERR_AUTHN_INVALID_TOKEN', 'ERR_RATE_LIMITED']);
+        t.end(r, 0);
+        return r;
+      },
+    ],
+    [
+      'long and non-ASCII values (two-byte lengths)',
+      (t) => {
+        const r = begin(t, { headers: { 'user-agent': long, host: `${'h'.repeat(60)}.example` } }, long);
+        Object.assign(r.facts, {
+          path: `/v1/caf\u00e9/${'\u65e5'.repeat(50)}`,
+          routePath: `/v1/${'é'.repeat(41)}`,
+          policy: `${'p'.repeat(37)}é`,
+          route: 'r'.repeat(43),
+        });
+        t.end(r, 404);
+        return r;
+      },
+    ],
+  ];
+  for (const [name, make] of cases) {
+    test(`${name}: the bytes of its attributes through the generic encoder`, () => {
+      const spans: SpanData[] = [];
+      const off = installAgentOtel({
+        spans: { add: (s) => spans.push(s) },
+        logs: null,
+        sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }),
+      });
+      try {
+        make(testTelemetry());
+      } finally {
+        off();
+      }
+      const [span] = spans;
+      assert.ok(span?.writeAttributes, 'the request span writes its own attributes');
+      const plain: SpanData = { ...span, attributes: span.attributes };
+      assert.equal(plain.writeAttributes, undefined);
+      assert.equal(
+        bytes((w) => span.writeAttributes?.(w, 0x4a)),
+        bytes((w) => w.attributes(0x4a, span.attributes)),
+      );
+      assert.equal(
+        bytes((w) => writeSpan(w, span)),
+        bytes((w) => writeSpan(w, plain)),
+      );
+    });
+  }
 });

@@ -12,10 +12,10 @@
  * A request's span is not an SDK Span: the sampler (the SDK's, from
  * OTEL_TRACES_SAMPLER) decides at accept, the ids and the `traceparent` for
  * the app are set on the request's record, and when the response closes the
- * finished span — its attributes set once, from the record — goes to the
- * export queue, which encodes it to OTLP right away. Nothing but the record
- * lives for the length of the request, and nothing of the request outlives
- * its encoding.
+ * finished span goes to the export queue, which encodes it to OTLP right
+ * away, its attributes straight from the record's fields (pre-encoded keys,
+ * no attribute object). Nothing but the record lives for the length of the
+ * request, and nothing of the request outlives its encoding.
  */
 import { randomFillSync } from 'node:crypto';
 import {
@@ -32,7 +32,13 @@ import {
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { Sampler } from '@opentelemetry/sdk-trace';
 import type { RecordSink } from '../../telemetry/otel/export-queue.ts';
-import type { Attributes, LogData, SpanData } from '../../telemetry/otel/otlp-encoding.ts';
+import {
+  type Attributes,
+  attributeKey,
+  type LogData,
+  type ProtoWriter,
+  type SpanData,
+} from '../../telemetry/otel/otlp-encoding.ts';
 import { accessFields, loggedSubject, SECURITY_MESSAGES, type SubjectLogging } from './access-log.ts';
 import {
   type RequestRecord,
@@ -178,50 +184,125 @@ function startTrace(sampler: Sampler, propagator: W3CTraceContextPropagator, r: 
   r.propagate = propagate;
 }
 
-/** The finished span of a sampled request: every attribute at once, from the record. */
-function spanOf(r: RequestRecord): SpanData {
-  const { facts, req } = r;
-  const known = KNOWN_METHODS.has(r.method);
-  const method = known ? r.method : 'HTTP';
-  const server = hostAndPort(req.headers.host);
-  const failed = r.status >= 500 || r.status === 0;
-  const attributes: Attributes = {
-    'http.request.method': known ? r.method : '_OTHER',
-    'http.request.method_original': known ? undefined : r.method,
-    'url.scheme': r.scheme,
-    'client.address': r.clientIp,
-    'network.protocol.version': req.httpVersion,
-    'tollgate.request_id': r.requestId,
-    'server.address': server.address,
-    'server.port': server.port,
-    'user_agent.original': req.headers['user-agent'] || undefined,
-    'http.route': facts.routePath ?? undefined,
-    'url.path': facts.path ?? undefined,
-    'http.response.status_code': r.status > 0 ? r.status : undefined,
-    'tollgate.decision': r.decision,
-    'tollgate.reason': r.code,
-    'tollgate.policy': facts.policy ?? undefined,
-    'tollgate.route': facts.route ?? undefined,
-    'tollgate.client_key': r.clientKey,
-    'tollgate.authn.failure': facts.authnFailure ?? undefined,
-    'tollgate.ratelimit.limit': facts.limit ?? undefined,
-    'tollgate.findings': r.findings.length > 0 ? r.findings : undefined,
-    'error.type': failed ? (r.status === 0 ? 'aborted' : String(r.status)) : undefined,
-  };
-  return {
-    traceId: r.traceId as string,
-    spanId: r.spanId as string,
-    parentSpanId: r.parentSpanId,
-    parentRemote: r.parentSpanId !== null,
-    traceState: r.propagate?.tracestate ?? null,
-    traceFlags: r.traceFlags,
-    name: spanName(method, facts.routePath),
-    kind: OTLP_SERVER,
-    startTime: r.startTime,
-    endTime: r.startTime + r.durationMs,
-    attributes,
-    status: failed ? STATUS_ERROR : STATUS_UNSET,
-  };
+const K = {
+  method: attributeKey('http.request.method'),
+  methodOriginal: attributeKey('http.request.method_original'),
+  scheme: attributeKey('url.scheme'),
+  clientAddress: attributeKey('client.address'),
+  protocolVersion: attributeKey('network.protocol.version'),
+  requestId: attributeKey('tollgate.request_id'),
+  serverAddress: attributeKey('server.address'),
+  serverPort: attributeKey('server.port'),
+  userAgent: attributeKey('user_agent.original'),
+  route: attributeKey('http.route'),
+  path: attributeKey('url.path'),
+  status: attributeKey('http.response.status_code'),
+  decision: attributeKey('tollgate.decision'),
+  reason: attributeKey('tollgate.reason'),
+  policy: attributeKey('tollgate.policy'),
+  routeName: attributeKey('tollgate.route'),
+  clientKey: attributeKey('tollgate.client_key'),
+  authnFailure: attributeKey('tollgate.authn.failure'),
+  limit: attributeKey('tollgate.ratelimit.limit'),
+  findings: attributeKey('tollgate.findings'),
+  errorType: attributeKey('error.type'),
+};
+
+/**
+ * The finished span of a sampled request, read from the record: its
+ * attributes are encoded straight from the record's fields (pre-encoded keys,
+ * no attribute object); `attributes` builds the same set as an object, in the
+ * same order, for OTLP/JSON and tests.
+ */
+class RequestSpan implements SpanData {
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly parentSpanId: string | null;
+  readonly parentRemote: boolean;
+  readonly traceState: string | null;
+  readonly traceFlags: number;
+  readonly name: string;
+  readonly kind = OTLP_SERVER;
+  readonly startTime: number;
+  readonly endTime: number;
+  readonly status: number;
+  readonly #r: RequestRecord;
+  readonly #known: boolean;
+  readonly #errorType: string | undefined;
+
+  constructor(r: RequestRecord) {
+    this.#r = r;
+    this.#known = KNOWN_METHODS.has(r.method);
+    const failed = r.status >= 500 || r.status === 0;
+    this.#errorType = failed ? (r.status === 0 ? 'aborted' : String(r.status)) : undefined;
+    this.traceId = r.traceId as string;
+    this.spanId = r.spanId as string;
+    this.parentSpanId = r.parentSpanId;
+    this.parentRemote = r.parentSpanId !== null;
+    this.traceState = r.propagate?.tracestate ?? null;
+    this.traceFlags = r.traceFlags;
+    this.name = spanName(this.#known ? r.method : 'HTTP', r.facts.routePath);
+    this.startTime = r.startTime;
+    this.endTime = r.startTime + r.durationMs;
+    this.status = failed ? STATUS_ERROR : STATUS_UNSET;
+  }
+
+  get attributes(): Attributes {
+    const r = this.#r;
+    const { facts, req } = r;
+    const server = hostAndPort(req.headers.host);
+    return {
+      'http.request.method': this.#known ? r.method : '_OTHER',
+      'http.request.method_original': this.#known ? undefined : r.method,
+      'url.scheme': r.scheme,
+      'client.address': r.clientIp,
+      'network.protocol.version': req.httpVersion,
+      'tollgate.request_id': r.requestId,
+      'server.address': server.address,
+      'server.port': server.port,
+      'user_agent.original': req.headers['user-agent'] || undefined,
+      'http.route': facts.routePath ?? undefined,
+      'url.path': facts.path ?? undefined,
+      'http.response.status_code': r.status > 0 ? r.status : undefined,
+      'tollgate.decision': r.decision,
+      'tollgate.reason': r.code,
+      'tollgate.policy': facts.policy ?? undefined,
+      'tollgate.route': facts.route ?? undefined,
+      'tollgate.client_key': r.clientKey,
+      'tollgate.authn.failure': facts.authnFailure ?? undefined,
+      'tollgate.ratelimit.limit': facts.limit ?? undefined,
+      'tollgate.findings': r.findings.length > 0 ? r.findings : undefined,
+      'error.type': this.#errorType,
+    };
+  }
+
+  /** The same attributes as `attributes`, in the same order, written without building them. */
+  writeAttributes(w: ProtoWriter, tag: number): void {
+    const r = this.#r;
+    const { facts, req } = r;
+    const server = hostAndPort(req.headers.host);
+    w.stringAttribute(tag, K.method, this.#known ? r.method : '_OTHER');
+    if (!this.#known) w.stringAttribute(tag, K.methodOriginal, r.method);
+    w.stringAttribute(tag, K.scheme, r.scheme);
+    w.stringAttribute(tag, K.clientAddress, r.clientIp);
+    w.stringAttribute(tag, K.protocolVersion, req.httpVersion);
+    w.stringAttribute(tag, K.requestId, r.requestId);
+    w.stringAttribute(tag, K.serverAddress, server.address);
+    w.anyAttribute(tag, K.serverPort, server.port);
+    w.stringAttribute(tag, K.userAgent, req.headers['user-agent'] || undefined);
+    w.stringAttribute(tag, K.route, facts.routePath);
+    w.stringAttribute(tag, K.path, facts.path);
+    if (r.status > 0) w.anyAttribute(tag, K.status, r.status);
+    w.stringAttribute(tag, K.decision, r.decision);
+    w.stringAttribute(tag, K.reason, r.code);
+    w.stringAttribute(tag, K.policy, facts.policy);
+    w.stringAttribute(tag, K.routeName, facts.route);
+    w.stringAttribute(tag, K.clientKey, r.clientKey);
+    w.stringAttribute(tag, K.authnFailure, facts.authnFailure);
+    w.stringAttribute(tag, K.limit, facts.limit);
+    if (r.findings.length > 0) w.anyAttribute(tag, K.findings, r.findings);
+    w.stringAttribute(tag, K.errorType, this.#errorType);
+  }
 }
 
 /** Subscribes spans and log records to the agent's channels; returns the unsubscribe function. */
@@ -256,7 +337,7 @@ export function installAgentOtel(options: AgentOtelOptions): () => void {
             ...correlated(r),
           });
         }
-        if (spans && r.spanId !== null && r.traceFlags === 1) spans.add(spanOf(r));
+        if (spans && r.spanId !== null && r.traceFlags === 1) spans.add(new RequestSpan(r));
       }),
     );
   }

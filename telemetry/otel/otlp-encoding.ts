@@ -37,6 +37,12 @@ export interface SpanData {
   readonly startTime: number;
   readonly endTime: number;
   readonly attributes: Attributes;
+  /**
+   * Writes `attributes` as KeyValues under field `tag`, byte for byte as
+   * ProtoWriter.attributes would, straight from the publisher's own record
+   * (protobuf only; OTLP/JSON reads `attributes`).
+   */
+  writeAttributes?(w: ProtoWriter, tag: number): void;
   /** OTLP status code: 0 UNSET, 1 OK, 2 ERROR. */
   readonly status: number;
 }
@@ -60,6 +66,14 @@ export interface LogData {
 export interface InstrumentationScope {
   readonly name: string;
   readonly version?: string;
+}
+
+/** An attribute key encoded once, for ProtoWriter's `*Attribute` methods: KeyValue's `key` field. */
+export function attributeKey(key: string): Uint8Array {
+  const w = new ProtoWriter(64);
+  w.byte(0x0a);
+  w.string(key);
+  return Uint8Array.from(w.buf.subarray(0, w.pos));
 }
 
 /** A batch ready for an OTLP exporter: its records, encoded as one export request. */
@@ -322,6 +336,62 @@ export class ProtoWriter {
     }
   }
 
+  /** Copies a pre-encoded key (attributeKey()), capacity already ensured. */
+  #key(key: Uint8Array): void {
+    const b = this.buf;
+    let p = this.pos;
+    for (let i = 0; i < key.length; i++) b[p++] = key[i] as number;
+    this.pos = p;
+  }
+
+  /** Fills in the one-byte length reserved at `at`, or moves what follows when it takes more. */
+  #end1(at: number): void {
+    const len = this.pos - at - 1;
+    if (len < 128) this.buf[at] = len;
+    else this.end(at);
+  }
+
+  /**
+   * One KeyValue with a string value under field `tag` (nothing for null or
+   * undefined): the bytes attributes() writes for the same pair.
+   */
+  stringAttribute(tag: number, key: Uint8Array, value: string | null | undefined): void {
+    if (value === undefined || value === null) return;
+    if (value.length >= 43) {
+      this.#anyAttribute(tag, key, value);
+      return;
+    }
+    this.ensure(key.length + 6 + 3 * value.length);
+    const b = this.buf;
+    b[this.pos++] = tag;
+    const kv = this.pos++;
+    this.#key(key);
+    b[this.pos++] = 0x12;
+    const any = this.pos++;
+    b[this.pos++] = 0x0a;
+    this.#short(value);
+    this.#end1(any);
+    this.#end1(kv);
+  }
+
+  /** One KeyValue of any value under field `tag` (nothing for null or undefined). */
+  anyAttribute(tag: number, key: Uint8Array, value: AttributeValue | null | undefined): void {
+    if (value === undefined || value === null) return;
+    this.#anyAttribute(tag, key, value);
+  }
+
+  #anyAttribute(tag: number, key: Uint8Array, value: AttributeValue): void {
+    this.ensure(key.length + 3);
+    this.buf[this.pos++] = tag;
+    const kv = this.pos++;
+    this.#key(key);
+    this.buf[this.pos++] = 0x12;
+    const any = this.begin();
+    this.anyValue(value);
+    this.end(any);
+    this.#end1(kv);
+  }
+
   /** Repeated KeyValue under the field whose tag byte is `tag`. */
   attributes(tag: number, attributes: Attributes): void {
     for (const key in attributes) {
@@ -388,7 +458,8 @@ export function writeSpan(w: ProtoWriter, s: SpanData): void {
   w.timeMs(s.startTime);
   w.byte(0x41);
   w.timeMs(s.endTime);
-  w.attributes(0x4a, s.attributes);
+  if (s.writeAttributes) s.writeAttributes(w, 0x4a);
+  else w.attributes(0x4a, s.attributes);
   w.byte(0x7a);
   const status = w.begin();
   w.byte(0x18);
@@ -628,16 +699,17 @@ function jsonEncoding<T>(
   const scopeJson = { name: scope.name, ...(scope.version ? { version: scope.version } : {}) };
   return {
     builder: () => {
-      const records: T[] = [];
+      // Converted when added: a record may hold its publisher's state (a request), which must not wait for
+      // the export.
+      const items: object[] = [];
       return {
         get count() {
-          return records.length;
+          return items.length;
         },
         add: (record: T) => {
-          records.push(record);
+          items.push(toJson(record));
         },
         finish: () => {
-          const items = records.map(toJson);
           const request =
             signal === 'spans'
               ? {
@@ -650,7 +722,7 @@ function jsonEncoding<T>(
                     { resource: resourceJson, scopeLogs: [{ scope: scopeJson, logRecords: items }] },
                   ],
                 };
-          return { count: records.length, payload: Buffer.from(JSON.stringify(request), 'utf8') };
+          return { count: items.length, payload: Buffer.from(JSON.stringify(request), 'utf8') };
         },
       };
     },
