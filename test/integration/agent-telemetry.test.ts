@@ -236,11 +236,15 @@ describe('agent telemetry over OTLP http/protobuf', () => {
     assert.equal(JSON.stringify(receiver.logs).includes(alice), false, 'never a token');
     assert.equal(JSON.stringify(receiver.logs).includes('"alice"'), false, 'sub only hashed');
 
-    // Metrics: the semantic-convention histogram and our counters, over OTLP.
+    // Metrics: the semantic-convention histogram and our counters, over OTLP. Wait for an export made after
+    // the last request (the rate-limited one): an earlier one may hold the denial but not the limit.
     await eventually(
       async () =>
         receiver.points.some(
           (p) => p.metric === 'tollgate.authz.denials' && p.attributes.route === 'get-order',
+        ) &&
+        receiver.points.some(
+          (p) => p.metric === 'tollgate.ratelimit.limited' && p.attributes.limit === 'per-ip',
         ),
       10_000,
     );
