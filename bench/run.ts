@@ -841,11 +841,13 @@ async function main(): Promise<void> {
     // Rounds interleave the targets (reversed every other round) so a drift of the machine hits all alike.
     const order = (c: BenchCase, round: number) =>
       round % 2 === 0 ? targetsFor(c) : [...targetsFor(c)].reverse();
-    // Round 1 of every case, then round 2 of every case...: cases compared with each other (telemetry on
-    // vs the get case, global vs local limits) are measured close in time, so a drift hits both alike.
+    // Round 1 of every case, then round 2 of every case in the reverse order...: cases compared with each
+    // other (telemetry on vs the get case, global vs local limits) are measured close in time, neither
+    // always first, so a drift hits both alike.
     const schedule: [BenchCase, number][] = [];
     for (let round = 0; round < Math.max(...measured.map((c) => c.rounds)); round += 1)
-      for (const c of measured) if (round < c.rounds) schedule.push([c, round]);
+      for (const c of round % 2 === 0 ? measured : [...measured].reverse())
+        if (round < c.rounds) schedule.push([c, round]);
 
     // Latency first, every case: the steady 1000 req/s state, before saturation grows the heaps (whose
     // later major GCs would otherwise land in the latency windows).
