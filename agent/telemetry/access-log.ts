@@ -101,7 +101,7 @@ export function writeAccessLine(w: JsonLineWriter, r: RequestRecord, subject: Su
   w.string('decision', r.decision);
   w.string('reason', r.code);
   w.number('status', r.status);
-  w.number('latencyMs', Math.round(r.durationMs * 1000) / 1000);
+  w.thousandths('latencyMs', Math.round(r.durationMs * 1000));
   w.string('clientKey', r.clientKey);
   if (r.findings.length > 1) w.value('findings', r.findings);
   if (facts.authnFailure !== null) w.string('authnFailure', facts.authnFailure);

@@ -98,3 +98,29 @@ describe('JsonLineWriter: the same bytes as pino', () => {
     assert.equal(pinoString('a\nb'), '"a\\nb"');
   });
 });
+
+describe('JsonLineWriter.thousandths', () => {
+  test('the bytes of number(key, n / 1000) for every value an access line can hold', () => {
+    const lines: string[] = [];
+    const w = new JsonLineWriter((b) => lines.push(Buffer.from(b).toString()), {
+      bindings: {},
+      now: () => 1,
+    });
+    const values = [
+      0, 1, 9, 10, 99, 100, 101, 110, 999, 1000, 1001, 1010, 1100, 1234, 2500, 60_000, 86_400_000,
+    ];
+    for (let i = 0; i < 20_000; i++)
+      values.push(i, Math.floor(Math.random() * 2 ** 40), Math.floor(Math.random() * 1e15));
+    values.push(1e15 - 1, 1e15, Number.MAX_SAFE_INTEGER, 2 ** 53 + 2, -5, Number.NaN, 1.5);
+    for (const k of values) {
+      w.begin();
+      w.thousandths('latencyMs', k);
+      w.end('m');
+      w.begin();
+      w.number('latencyMs', k / 1000);
+      w.end('m');
+      const [ours, reference] = lines.splice(0);
+      assert.equal(ours, reference, `thousandths ${k}`);
+    }
+  });
+});

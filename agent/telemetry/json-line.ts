@@ -76,6 +76,34 @@ export class JsonLineWriter {
     this.#ascii7(Number.isFinite(value) ? String(value) : 'null');
   }
 
+  /**
+   * A number field given in thousandths (`Math.round(x * 1000)`, ≥ 0): the
+   * bytes number() writes for `thousandths / 1000`, without converting a
+   * double to text. Below 10^15 thousandths (31 years in ms) doubles are
+   * closer together than 0.001, so the decimal with at most 3 fraction
+   * digits is the shortest text that reads back as that double: String's.
+   */
+  thousandths(key: string, thousandths: number): void {
+    if (!Number.isInteger(thousandths) || thousandths < 0 || thousandths >= 1e15) {
+      this.number(key, thousandths / 1000);
+      return;
+    }
+    this.#key(key);
+    const whole = Math.floor(thousandths / 1000);
+    let frac = thousandths - whole * 1000;
+    this.#ascii7(String(whole));
+    if (frac === 0) return;
+    this.#ensure(4);
+    const b = this.#buf;
+    b[this.#pos++] = 46; // '.'
+    b[this.#pos++] = 48 + Math.floor(frac / 100);
+    frac %= 100;
+    if (frac === 0) return;
+    b[this.#pos++] = 48 + Math.floor(frac / 10);
+    frac %= 10;
+    if (frac !== 0) b[this.#pos++] = 48 + frac;
+  }
+
   /** A field of any type, as info() writes it (undefined and functions left out). */
   value(key: string, value: unknown): void {
     if (value === undefined || typeof value === 'function') return;
