@@ -40,6 +40,7 @@ import { requestIdFrom } from './proxy/upstream-headers.ts';
 import { createPolicySource, type PolicySource } from './source/policy-source.ts';
 import { subscribeAccessLog } from './telemetry/access-log.ts';
 import { type RequestRecord, type SecurityEvent, securityEvents, subscribeTo } from './telemetry/channels.ts';
+import type { JsonLineWriter } from './telemetry/json-line.ts';
 import { Metrics } from './telemetry/metrics.ts';
 import { RequestMetrics } from './telemetry/request-metrics.ts';
 import { RequestTelemetry } from './telemetry/request-telemetry.ts';
@@ -55,6 +56,8 @@ export interface Logger {
 
 export interface AgentDeps {
   logger: Logger;
+  /** Writes the per-request access line in `logger`'s format and destination, cheaper than `logger.info`. */
+  accessLine?: JsonLineWriter;
   now?: () => number;
   fetch?: typeof fetch;
   /** This build's version, reported to the operator (default 'unknown'). */
@@ -205,6 +208,7 @@ export class Agent {
     this.#unsubscribe.push(
       subscribeAccessLog({
         logger: this.#deps.logger,
+        ...(this.#deps.accessLine ? { line: this.#deps.accessLine } : {}),
         source: this.#telemetry,
         access: this.#config.accessLog ?? true,
         subject: this.#config.logSubject ?? 'none',

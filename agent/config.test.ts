@@ -130,16 +130,18 @@ describe('parseAgentConfig', () => {
     });
   }
 
-  test('--access-log on|off (default on) and --log-subject none|hash|plain (default none)', () => {
+  test('--access-log on|off (default on), --access-log-otlp on|off (default off) and --log-subject none|hash|plain (default none)', () => {
     assert.equal(parse(REQUIRED).accessLog, true);
+    assert.equal(parse(REQUIRED).accessLogOtlp, false);
     assert.equal(parse(REQUIRED).logSubject, 'none');
     assert.equal(parse([...REQUIRED, '--access-log', 'off']).accessLog, false);
+    assert.equal(parse([...REQUIRED, '--access-log-otlp', 'on']).accessLogOtlp, true);
     assert.equal(parse([...REQUIRED, '--log-subject', 'hash']).logSubject, 'hash');
     assert.equal(parse([...REQUIRED, '--log-subject=plain']).logSubject, 'plain');
-    assert.deepEqual(problems([...REQUIRED, '--access-log', 'yes', '--log-subject', 'sub']), [
-      '--access-log: on | off',
-      '--log-subject: none | hash | plain',
-    ]);
+    assert.deepEqual(
+      problems([...REQUIRED, '--access-log', 'yes', '--access-log-otlp', 'both', '--log-subject', 'sub']),
+      ['--access-log: on | off', '--access-log-otlp: on | off', '--log-subject: none | hash | plain'],
+    );
   });
 
   test('a label whose key is blank once trimmed is a problem', () => {
@@ -474,6 +476,7 @@ describe('agentHelp', () => {
     const flags = Object.keys(AGENT_FLAGS).filter((f) => f !== 'help');
     assert.deepEqual(flags.sort(), [
       'access-log',
+      'access-log-otlp',
       'admin',
       'labels',
       'listen',

@@ -33,6 +33,8 @@ export interface AgentConfig {
   operator?: OperatorConfig | null;
   /** One `info` line per request (default true; `--log-level warn` also silences it). */
   accessLog?: boolean;
+  /** Also export each access line as an OTLP log record when OTLP logs are on (default false: the span has it all). */
+  accessLogOtlp?: boolean;
   /** The verified `sub` in access and security logs: none (default), hash or plain. */
   logSubject?: SubjectLogging;
 }
@@ -157,6 +159,11 @@ export const AGENT_FLAGS: Readonly<Record<string, FlagSpec>> = {
     default: 'on',
     description: 'on | off: one JSON line per request (at info level)',
   },
+  'access-log-otlp': {
+    type: 'string',
+    default: 'off',
+    description: 'on | off: also export each access line as an OTLP log record (OTLP logs on)',
+  },
   'log-subject': {
     type: 'string',
     default: 'none',
@@ -183,7 +190,7 @@ export function agentHelp(): string {
     'Options:',
   ];
   for (const [name, spec] of Object.entries(AGENT_FLAGS)) {
-    const arg = spec.type === 'string' ? ` ${spec.arg ?? name.toUpperCase().replace('-', '_')}` : '';
+    const arg = spec.type === 'string' ? ` ${spec.arg ?? name.toUpperCase().replaceAll('-', '_')}` : '';
     const def =
       spec.default !== undefined ? ` (default ${spec.default})` : spec.env ? ` (default $${spec.env})` : '';
     lines.push(`${`  --${name}${arg}`.padEnd(27)} ${spec.description}${def}`);
@@ -396,6 +403,8 @@ export function parseAgentConfig(
     problems.push('--log-level: debug | info | warn | error');
   const accessLog = str('access-log') ?? 'on';
   if (!['on', 'off'].includes(accessLog)) problems.push('--access-log: on | off');
+  const accessLogOtlp = str('access-log-otlp') ?? 'off';
+  if (!['on', 'off'].includes(accessLogOtlp)) problems.push('--access-log-otlp: on | off');
   const logSubject = str('log-subject') ?? 'none';
   if (!['none', 'hash', 'plain'].includes(logSubject)) problems.push('--log-subject: none | hash | plain');
   const config: AgentConfig = {
@@ -413,6 +422,7 @@ export function parseAgentConfig(
     redisTimeoutMs: parseTimeout(str('redis-timeout') ?? '50', problems),
     operator: operator ? Object.freeze(operator) : null,
     accessLog: accessLog !== 'off',
+    accessLogOtlp: accessLogOtlp === 'on',
     logSubject: logSubject as SubjectLogging,
   };
   if (problems.length > 0) throw new ConfigError(problems);

@@ -673,12 +673,6 @@ export function renderMarkdown(
       'removes the listed fields and serializes it again (new Content-Length); the baseline streams it. The ' +
       'gap to the GET case is the price of that work per request. These cases run fewer rounds than the GET ' +
       'case to keep the full run near 4–5 minutes: read their p99 with that in mind.',
-    '- **telemetry**: per request the telemetry-on agent builds a span (W3C context extracted and ' +
-      'injected, ~15 attributes), an OTLP log record and a JSON access line (pino, a synchronous write); spans ' +
-      'and log records are serialized to protobuf on the event loop in batches of 512 (at 1000 req/s one batch ' +
-      'per signal every ~0.5 s) and sent over HTTP. Sampling (`OTEL_TRACES_SAMPLER=parentbased_traceidratio`) ' +
-      'and `OTEL_LOGS_EXPORTER=none` scale that down; with no `OTEL_*` the SDK is not even loaded (the **get** ' +
-      "case's agent).",
     '- CPU profile (`--cpu-prof`): V8 samples wall time, so the self time of the socket write bindings ' +
       '(`writeLatin1String`, `writev`) also holds the kernel loopback path and, on a shared CPU, the time ' +
       'the woken upstream runs. Use `bench/profile-summary.ts` with `--from-ms` to leave out startup.',
@@ -698,7 +692,8 @@ export function renderMarkdown(
     'npm run bench -- --only direct,baseline,tollgate --cases get,telemetry   # telemetry on vs off only',
     'npm run bench -- --only tollgate --cases mtls     # keep-alive mTLS vs plaintext only (writes its section)',
     'npm run bench -- --cases rotation                 # 1000 req/s × 30 s across certificate renewals (writes its section)',
-    'npm run bench -- --cpu-prof --only tollgate --quick   # profile the agent',
+    '  # ... --write-telemetry: and rewrite only the telemetry section of this file',
+    'npm run bench -- --cpu-prof --only tollgate --quick   # profile the agent (and the telemetry-on agent with the telemetry case)',
     "npm run bench -- --agent-node-options='--max-semi-space-size=4'   # try V8 flags on the agent only",
     'node bench/profile-summary.ts bench/profiles/<file>.cpuprofile   # top self-time functions',
     '```',

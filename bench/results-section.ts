@@ -32,3 +32,17 @@ export function keptSections(file: string): string {
   const found = sections(readFileSync(file, 'utf8'));
   return found.length === 0 ? '' : `\n${found.join('\n\n')}\n`;
 }
+
+/**
+ * `text` with the `## ` section whose heading starts with `heading` replaced
+ * by `body` (up to the next `## ` heading or section marker); null when there
+ * is no such section. bench/run.ts --write-telemetry rewrites only its case.
+ */
+export function withHeadingSection(text: string, heading: string, body: string): string | null {
+  const start = text.indexOf(`\n${heading}`);
+  if (start < 0) return null;
+  const rest = text.slice(start + 1);
+  const next = rest.search(/\n(## |<!-- section:)/);
+  const end = next < 0 ? text.length : start + 1 + next + 1;
+  return `${text.slice(0, start + 1)}${body.trimEnd()}\n\n${text.slice(end)}`;
+}

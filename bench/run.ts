@@ -14,9 +14,10 @@
  * route whose per-user limit has `scope: Global`, kept in a redis-server the
  * bench starts, pinned with the upstream, and compared with the `get` case's
  * local limit; skipped, and said so in the report, without `redis-server`), and
- * `telemetry` (tollgate only: the GET case on a second agent with every
- * telemetry output on — access log, OTLP traces of every request, metrics and
- * log records to bench/otlp-sink.ts — compared with the `get` case's agent,
+ * `telemetry` (tollgate only: the GET case on a second agent with the default
+ * telemetry a user gets with OTLP on — JSON access log, OTLP traces of every
+ * request, metrics, security events as log records, to bench/otlp-sink.ts —
+ * compared with the `get` case's agent,
  * telemetry off, of the same run), `mtls` (tollgate only: the GET case over
  * keep-alive mTLS to a second agent started with --tls-cert/--tls-key/
  * --trust-bundle and a Strict policy whose allow rule also requires the load
@@ -30,8 +31,9 @@
  * rate is measured before any saturation window. Rewrites bench/RESULTS.md on a
  * full run. Flags: --quick, --only direct,baseline,tollgate, --cases
  * get,body-schema,omit-fields,global-limit,telemetry,mtls,rotation, --cpu-prof, --rounds N (every case; default 2
- * for get and 1 for the others), --write, --agent-node-options "V8/node flags
- * for the agent only". Children run in their own process groups and are killed
+ * for get and 1 for the others), --write, --write-telemetry (rewrite only the
+ * telemetry section of bench/RESULTS.md: with --cases get,telemetry), --agent-node-options
+ * "V8/node flags for the agent only". Children run in their own process groups and are killed
  * on any exit.
  */
 
@@ -77,9 +79,9 @@ import {
   type TargetName,
   type TargetRun,
 } from './report.ts';
-import { keptSections, writeSection } from './results-section.ts';
+import { keptSections, withHeadingSection, writeSection } from './results-section.ts';
 import { runRotation } from './rotation.ts';
-import type { SinkStats, TelemetryReport } from './telemetry-report.ts';
+import { type SinkStats, type TelemetryReport, telemetrySection } from './telemetry-report.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const bench = join(root, 'bench');
@@ -143,6 +145,7 @@ function parseFlags() {
         'cpu-prof': { type: 'boolean', default: false },
         rounds: { type: 'string' },
         write: { type: 'boolean', default: false },
+        'write-telemetry': { type: 'boolean', default: false },
         'agent-node-options': { type: 'string' },
       },
     }).values;
@@ -151,7 +154,7 @@ function parseFlags() {
       `bench: ${(e as Error).message}\n` +
         'usage: npm run bench -- [--quick] [--only direct,baseline,tollgate]\n' +
         '       [--cases get,body-schema,omit-fields,global-limit,telemetry,mtls,rotation]\n' +
-        '       [--cpu-prof] [--rounds N] [--write]\n' +
+        '       [--cpu-prof] [--rounds N] [--write] [--write-telemetry]\n' +
         "       [--agent-node-options='--v8-flag ...'] (a value starting with - needs the = form)\n",
     );
     process.exit(2);
@@ -250,8 +253,11 @@ const CASES: BenchCase[] = (
       route:
         'Same route and policy as the get case, on a second agent process started with OpenTelemetry on: ' +
         'a sampled SERVER span per request (parentbased_always_on), the metrics registry exported every 5 s, ' +
-        'an OTLP log record and a JSON access line per request, all OTLP over http/protobuf to a local sink ' +
-        '(bench/otlp-sink.ts, pinned with the load generator on CPU 0: the collector is elsewhere)',
+        'a JSON access line per request, security events as OTLP log records (access lines as log records ' +
+        'are opt-in, `--access-log-otlp on`), all OTLP over http/protobuf to a local sink ' +
+        '(bench/otlp-sink.ts, which reads and counts the exports without decoding them, pinned with the load ' +
+        'generators on CPU 0, away from the agent and the upstream on CPU 1: a collector runs elsewhere; its ' +
+        'CPU is sampled with the agent and shown below)',
       rounds: plan.rounds,
     },
     {
@@ -496,7 +502,8 @@ function agentNodeVersion(): string {
   }
 }
 
-let tollgateSpawnedAt = 0;
+/** When each agent was spawned, by profile name (its profile starts then). */
+const spawnedAt = new Map<string, number>();
 
 /** A run whose own sections (mtls, rotation) may be written without --write: nothing that skews the figures. */
 const sectionsWritable = !quick && !cpuProf && agentNodeOptions === undefined;
@@ -540,7 +547,7 @@ async function startTollgate(
     throw new Error('dist/ is missing: run `npm run build` first');
   for (let attempt = 1; ; attempt += 1) {
     const [listen, admin] = await freePorts(2);
-    tollgateSpawnedAt = performance.now();
+    spawnedAt.set(profileName, performance.now());
     const agentArgs = [
       'agent',
       '--policy',
@@ -607,6 +614,7 @@ async function main(): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'tollgate-bench-'));
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const profileName = `tollgate-${stamp}.cpuprofile`;
+  const otelProfileName = `tollgate-otel-${stamp}.cpuprofile`;
   if (cpuProf) mkdirSync(join(bench, 'profiles'), { recursive: true });
   try {
     const token = await issuer.sign({ sub: SUB, scope: 'orders:read' }, 3000);
@@ -630,15 +638,13 @@ async function main(): Promise<void> {
           ? '`redis-server` is not on PATH (install Redis, e.g. `apt-get install redis-server`, to measure it)'
           : null;
     if (wantGlobal && globalSkip) log(`global-limit case SKIPPED: ${globalSkip}`);
-    // The telemetry case needs tollgate; under --cpu-prof a second agent would profile into the same file.
+    // The telemetry case needs tollgate (under --cpu-prof its agent profiles into its own file).
     const wantTelemetry = CASES.some((c) => c.id === 'telemetry');
     const telemetrySkip = !wantTelemetry
       ? null
       : !selected.includes('tollgate')
         ? 'tollgate is not among the targets (--only)'
-        : cpuProf
-          ? 'not measured under --cpu-prof'
-          : null;
+        : null;
     if (wantTelemetry && telemetrySkip) log(`telemetry case SKIPPED: ${telemetrySkip}`);
     // The mtls case needs tollgate; under --cpu-prof a second agent would profile into the same file.
     const wantMtls = CASES.some((c) => c.id === 'mtls');
@@ -685,7 +691,7 @@ async function main(): Promise<void> {
         : null;
     const sinkAddr = sink ? await sink.jsonField('listen', 10_000) : null;
     const otelTarget = sinkAddr
-      ? await startTollgate(policyPath, upstreamOrigin, profileName, {
+      ? await startTollgate(policyPath, upstreamOrigin, otelProfileName, {
           redisUrl: null,
           env: telemetryEnv(sinkAddr),
           logLevel: 'info',
@@ -930,98 +936,109 @@ async function main(): Promise<void> {
       if (!run) throw new Error(`no run for ${c.id} ${t.name}`);
       return run;
     };
-    // The global-limit case also samples redis-server (third process): its CPU is reported.
+    // The global-limit case also samples redis-server, the telemetry case the OTLP sink (third process):
+    // its CPU is reported (and not counted as foreign).
     const pidsOf = (t: Target, c: BenchCase) =>
       t.name === 'direct'
         ? [t.process.pid]
-        : [t.process.pid, upstream.pid, ...(c.id === 'global-limit' && redis ? [redis.process.pid] : [])];
+        : [
+            t.process.pid,
+            upstream.pid,
+            ...(c.id === 'global-limit' && redis ? [redis.process.pid] : []),
+            ...(c.id === 'telemetry' && sink ? [sink.pid] : []),
+          ];
     const redisCpu = { paced: [] as number[], max: [] as number[] };
+    const sinkCpu = { paced: [] as number[], max: [] as number[] };
+    const sideCpu = (c: BenchCase) => (c.id === 'telemetry' ? sinkCpu : redisCpu);
     // Rounds interleave the targets (reversed every other round) so a drift of the machine hits all alike.
     const order = (c: BenchCase, round: number) =>
       round % 2 === 0 ? targetsFor(c) : [...targetsFor(c)].reverse();
+    // Round 1 of every case, then round 2 of every case in the reverse order...: cases compared with each
+    // other (telemetry on vs the get case, global vs local limits) are measured close in time, neither
+    // always first, so a drift hits both alike.
+    const schedule: [BenchCase, number][] = [];
+    for (let round = 0; round < Math.max(...measured.map((c) => c.rounds)); round += 1)
+      for (const c of round % 2 === 0 ? measured : [...measured].reverse())
+        if (round < c.rounds) schedule.push([c, round]);
 
     // Latency first, every case: the steady 1000 req/s state, before saturation grows the heaps (whose
     // later major GCs would otherwise land in the latency windows).
-    for (const c of measured) {
-      for (let round = 0; round < c.rounds; round += 1) {
-        for (const t of order(c, round)) {
-          alive(t);
-          log(
-            `${c.id} round ${round + 1}/${c.rounds}: ${RATE} req/s ${labelOf(t)} (${plan.pacedWarmS} s + ${plan.pacedS} s)`,
-          );
-          const client = new BenchChild(
-            'paced-client',
-            process.execPath,
-            [
-              join(bench, 'paced-client.ts'),
-              '--url',
-              t.origin + c.path,
-              '--rate',
-              String(RATE),
-              '--warmup',
-              String(plan.pacedWarmS),
-              '--duration',
-              String(plan.pacedS),
-              ...Object.entries(caseHeaders(c)).flatMap(([k, v]) => ['--header', `${k}: ${v}`]),
-              ...(c.shape.method ? ['--method', c.shape.method] : []),
-              ...(c.shape.body !== undefined ? ['--body', c.shape.body] : []),
-              ...(c.shape.okStatus ? ['--status', String(c.shape.okStatus)] : []),
-              ...(t.tls
-                ? [
-                    ...['--cert', t.tls.files.cert, '--key', t.tls.files.key, '--ca', t.tls.files.ca],
-                    ...['--servername', t.tls.client.servername],
-                  ]
-                : []),
-              // Keep-alive compared like for like: no connection idles into the agent's 5 s keep-alive
-              // timeout, which would put a reconnect (a handshake, for mTLS) inside the window.
-              ...(c.id === 'mtls' ? ['--round-robin'] : []),
-            ],
-            { cpu: 0 },
-          );
-          try {
-            const warmup = await client.waitJson('warmup', 30_000);
-            assertClean(`${c.id} ${t.name} paced warm-up`, warmup as Counts, c.shape.okStatus);
-            const sampler = new UsageSampler(pidsOf(t, c), [client.pid]);
-            const result = await client.waitJson('result', (plan.pacedS + 15) * 1000);
-            const usage = sampler.stop();
-            const res = result as PacedResult;
-            assertClean(`${c.id} ${t.name} at ${RATE} req/s`, res, c.shape.okStatus);
-            const [proxy, up, red] = usage.procs;
-            if (!proxy) throw new Error('no process usage');
-            if (red) redisCpu.paced.push(red.cpuPct);
-            runOf(c, t).paced.push({ res, proxy, upstream: up ?? null, ...usage });
-          } finally {
-            await client.stop();
-          }
-          await sleep(500);
-        }
-      }
-    }
-    for (const c of measured) {
-      for (let round = 0; round < c.rounds; round += 1) {
-        for (const t of order(c, round)) {
-          log(
-            `${c.id} round ${round + 1}/${c.rounds}: max throughput ${labelOf(t)} (${plan.maxS} s, ${CONNECTIONS} conns)`,
-          );
-          alive(t);
-          const sampler = new UsageSampler(pidsOf(t, c));
-          const res = await maxThroughput(t.origin + c.path, caseHeaders(c), {
-            connections: CONNECTIONS,
-            durationS: plan.maxS,
-            tls: t.tls?.client,
-            ...c.shape,
-          });
+    for (const [c, round] of schedule) {
+      for (const t of order(c, round)) {
+        alive(t);
+        log(
+          `${c.id} round ${round + 1}/${c.rounds}: ${RATE} req/s ${labelOf(t)} (${plan.pacedWarmS} s + ${plan.pacedS} s)`,
+        );
+        const client = new BenchChild(
+          'paced-client',
+          process.execPath,
+          [
+            join(bench, 'paced-client.ts'),
+            '--url',
+            t.origin + c.path,
+            '--rate',
+            String(RATE),
+            '--warmup',
+            String(plan.pacedWarmS),
+            '--duration',
+            String(plan.pacedS),
+            ...Object.entries(caseHeaders(c)).flatMap(([k, v]) => ['--header', `${k}: ${v}`]),
+            ...(c.shape.method ? ['--method', c.shape.method] : []),
+            ...(c.shape.body !== undefined ? ['--body', c.shape.body] : []),
+            ...(c.shape.okStatus ? ['--status', String(c.shape.okStatus)] : []),
+            ...(t.tls
+              ? [
+                  ...['--cert', t.tls.files.cert, '--key', t.tls.files.key, '--ca', t.tls.files.ca],
+                  ...['--servername', t.tls.client.servername],
+                ]
+              : []),
+            // Keep-alive compared like for like: no connection idles into the agent's 5 s keep-alive
+            // timeout, which would put a reconnect (a handshake, for mTLS) inside the window.
+            ...(c.id === 'mtls' ? ['--round-robin'] : []),
+          ],
+          { cpu: 0 },
+        );
+        try {
+          const warmup = await client.waitJson('warmup', 30_000);
+          assertClean(`${c.id} ${t.name} paced warm-up`, warmup as Counts, c.shape.okStatus);
+          const sampler = new UsageSampler(pidsOf(t, c), [client.pid]);
+          const result = await client.waitJson('result', (plan.pacedS + 15) * 1000);
           const usage = sampler.stop();
-          assertClean(`${c.id} ${t.name} max throughput`, res, c.shape.okStatus);
+          const res = result as PacedResult;
+          assertClean(`${c.id} ${t.name} at ${RATE} req/s`, res, c.shape.okStatus);
           const [proxy, up, red] = usage.procs;
           if (!proxy) throw new Error('no process usage');
-          if (red) redisCpu.max.push(red.cpuPct);
-          runOf(c, t).max.push({ res, proxy, upstream: up ?? null, ...usage });
-          log(
-            `  ${res.rps.toFixed(0)} req/s, p50 ${res.p50} ms, p99 ${res.p99} ms, CPU ${proxy.cpuPct.toFixed(0)}%`,
-          );
-          await sleep(750);
+          if (red) sideCpu(c).paced.push(red.cpuPct);
+          runOf(c, t).paced.push({ res, proxy, upstream: up ?? null, ...usage });
+        } finally {
+          await client.stop();
         }
+        await sleep(500);
+      }
+    }
+    for (const [c, round] of schedule) {
+      for (const t of order(c, round)) {
+        log(
+          `${c.id} round ${round + 1}/${c.rounds}: max throughput ${labelOf(t)} (${plan.maxS} s, ${CONNECTIONS} conns)`,
+        );
+        alive(t);
+        const sampler = new UsageSampler(pidsOf(t, c));
+        const res = await maxThroughput(t.origin + c.path, caseHeaders(c), {
+          connections: CONNECTIONS,
+          durationS: plan.maxS,
+          tls: t.tls?.client,
+          ...c.shape,
+        });
+        const usage = sampler.stop();
+        assertClean(`${c.id} ${t.name} max throughput`, res, c.shape.okStatus);
+        const [proxy, up, red] = usage.procs;
+        if (!proxy) throw new Error('no process usage');
+        if (red) sideCpu(c).max.push(red.cpuPct);
+        runOf(c, t).max.push({ res, proxy, upstream: up ?? null, ...usage });
+        log(
+          `  ${res.rps.toFixed(0)} req/s, p50 ${res.p50} ms, p99 ${res.p99} ms, CPU ${proxy.cpuPct.toFixed(0)}%`,
+        );
+        await sleep(750);
       }
     }
 
@@ -1032,9 +1049,10 @@ async function main(): Promise<void> {
         `WARNING: ${fallbacks} Global rate-limit calls fell back to local buckets (Redis slower than --redis-timeout)`,
       );
     const tollgate = targets.find((t) => t.name === 'tollgate');
-    if (cpuProf && tollgate) {
-      log('stopping the agent so it writes its profile');
-      await tollgate.process.stop(20_000);
+    if (cpuProf) {
+      const profiled = [...(tollgate ? [tollgate] : []), ...(otelTarget ? [otelTarget] : [])];
+      log(`stopping ${profiled.length === 1 ? 'the agent' : 'the agents'} so they write their profiles`);
+      await Promise.all(profiled.map((t) => t.process.stop(20_000)));
     }
     const resultOf = (c: BenchCase): CaseResult => {
       const info = infoOf(c);
@@ -1080,6 +1098,8 @@ async function main(): Promise<void> {
           direct: getSummaries.find((s) => s.name === 'direct') ?? null,
           baseline: getSummaries.find((s) => s.name === 'baseline') ?? null,
           sink: sinkStats,
+          sinkCpuAtRate: mean(sinkCpu.paced),
+          sinkCpuAtMax: mean(sinkCpu.max),
           setup:
             '`bin/tollgate agent --log-level info` (so one JSON access line per request, to /dev/null here) with ' +
             Object.entries(telemetryEnv('SINK'))
@@ -1143,6 +1163,16 @@ async function main(): Promise<void> {
       const kept = keptSections(resultsFile);
       writeFileSync(resultsFile, renderMarkdown(meta, results, globalReport, telemetryReport) + kept);
       log('wrote bench/RESULTS.md');
+    } else if (flags['write-telemetry'] && telemetryReport?.on && telemetryReport.off && !quick && !cpuProf) {
+      const body = [
+        ...telemetrySection(telemetryReport, meta),
+        `This section alone was rewritten by \`${meta.command}\` on ${meta.date} (${meta.pinning}; ` +
+          `agent ${meta.agentNodeVersion}); the sections above and below are of the run dated at the top.`,
+      ].join('\n');
+      const text = withHeadingSection(readFileSync(resultsFile, 'utf8'), '## telemetry:', body);
+      if (text === null) throw new Error('bench/RESULTS.md has no telemetry section to rewrite');
+      writeFileSync(resultsFile, text);
+      log('wrote the telemetry section of bench/RESULTS.md');
     } else {
       log('partial or quick run: bench/RESULTS.md left as it was (--write to overwrite)');
     }
@@ -1156,15 +1186,20 @@ async function main(): Promise<void> {
         `${mtlsReport ? `\n${mtlsSummary(mtlsReport).join('\n')}\n` : ''}`,
     );
     if (cpuProf) {
-      const file = join(bench, 'profiles', profileName);
-      const found = existsSync(file) ? file : null;
-      if (!found) {
-        const there = existsSync(join(bench, 'profiles')) ? readdirSync(join(bench, 'profiles')) : [];
-        throw new Error(`no profile at ${file} (bench/profiles has: ${there.join(', ') || 'nothing'})`);
+      const profiles: [label: string, name: string][] = [
+        ...(tollgate ? [['tollgate', profileName] as [string, string]] : []),
+        ...(otelTarget ? [['tollgate+otel', otelProfileName] as [string, string]] : []),
+      ];
+      for (const [label, name] of profiles) {
+        const file = join(bench, 'profiles', name);
+        if (!existsSync(file)) {
+          const there = existsSync(join(bench, 'profiles')) ? readdirSync(join(bench, 'profiles')) : [];
+          throw new Error(`no profile at ${file} (bench/profiles has: ${there.join(', ') || 'nothing'})`);
+        }
+        // Skip the agent's startup (module loading, policy compile): keep the samples from the first load on.
+        const fromMs = Math.max(0, loadStartedAt - (spawnedAt.get(name) ?? loadStartedAt));
+        process.stdout.write(`\nprofile (${label}): ${file}\n${summarizeFile(file, 15, fromMs)}\n`);
       }
-      // Skip the agent's startup (module loading, policy compile): keep the samples from the first load on.
-      const fromMs = Math.max(0, loadStartedAt - tollgateSpawnedAt);
-      process.stdout.write(`\nprofile: ${found}\n${summarizeFile(found, 15, fromMs)}\n`);
     }
     log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   } finally {

@@ -2,9 +2,11 @@
 import { pino } from 'pino';
 import { Agent, PolicyLoadError } from '../agent/agent.ts';
 import { agentHelp, ConfigError, parseAgentConfig } from '../agent/config.ts';
+import { JsonLineWriter } from '../agent/telemetry/json-line.ts';
 import { formatDiagnostic } from '../policy/diagnostics.ts';
 import { type OtelConfig, OtelConfigError, readOtelConfig } from '../telemetry/otel/config.ts';
 import { type CliIo, EXIT } from './cli-io.ts';
+import { stdoutLines } from './fd-lines.ts';
 import type { AgentOtel } from './telemetry.ts';
 import { packageVersion } from './version.ts';
 
@@ -33,8 +35,16 @@ export async function runAgent(args: string[], io: CliIo): Promise<number> {
     for (const p of e.problems) io.err(`tollgate agent: ${p}`);
     return EXIT.usage;
   }
-  const logger = pino({ level: config.logLevel, base: { component: 'agent' } });
-  const agent = new Agent(config, { logger, agentVersion: packageVersion() });
+  // Every stdout line goes through one batch: written synchronously, whole and in order, once per
+  // event-loop turn (one write(2) for the lines of every request finished in the turn) and on exit.
+  // pino's default (asynchronous) destination hands every line to the libuv thread pool, which cost
+  // more per access line than building it (bench: telemetry case).
+  const lines = stdoutLines();
+  const base = { component: 'agent' };
+  const logger = pino({ level: config.logLevel, base }, lines);
+  // The access line (one per request) in the same format and destination, without pino's per-field strings.
+  const accessLine = new JsonLineWriter((line) => lines.append(line), { bindings: base });
+  const agent = new Agent(config, { logger, accessLine, agentVersion: packageVersion() });
   let otel: AgentOtel | null = null;
   try {
     if (otelConfig) {

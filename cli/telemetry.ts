@@ -29,10 +29,11 @@ export async function startAgentOtel(
     logger,
   });
   const unsubscribe = installAgentOtel({
-    tracer: otel.tracer,
-    logger: otel.logger,
-    // The same gate as the JSON access line.
-    access: (config.accessLog ?? true) && logger.isLevelEnabled('info'),
+    spans: otel.spans,
+    logs: otel.logs,
+    sampler: otel.sampler,
+    // Access lines as log records only when asked (the span carries the same), and never without the JSON line.
+    access: (config.accessLogOtlp ?? false) && (config.accessLog ?? true) && logger.isLevelEnabled('info'),
     subject: config.logSubject ?? 'none',
   });
   return {

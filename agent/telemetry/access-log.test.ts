@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { PolicyError } from '../errors.ts';
-import { accessFields, loggedSubject, subscribeAccessLog } from './access-log.ts';
-import { publishSecurity } from './channels.ts';
+import { accessFields, loggedSubject, type SubjectLogging, subscribeAccessLog } from './access-log.ts';
+import { publishSecurity, type RequestRecord } from './channels.ts';
+import { JsonLineWriter } from './json-line.ts';
 import { begin, testTelemetry } from './test-records.ts';
 
 interface Line {
@@ -132,4 +133,63 @@ describe('access and security logs', () => {
     assert.equal(fields.authnFailure, 'expired');
     assert.equal(fields.limit, 'per-user');
   });
+});
+
+describe('the access line written straight from the record (line: JsonLineWriter)', () => {
+  const cases: [string, SubjectLogging, (r: RequestRecord) => void][] = [
+    [
+      'an allowed request with a trace',
+      'none',
+      (r) => Object.assign(r, { traceId: 'ab'.repeat(16), spanId: 'cd'.repeat(8) }),
+    ],
+    [
+      'a denial with a subject, hashed',
+      'hash',
+      (r) => Object.assign(r.facts, { subject: 'alice', policy: 'shop/orders' }),
+    ],
+    [
+      'Audit findings, a token failure, a limit, a plain subject, odd strings',
+      'plain',
+      (r) => {
+        Object.assign(r.facts, {
+          subject: 'bob "the" \\ builder',
+          authnFailure: 'expired',
+          limit: 'per-user',
+          path: '/caf\u00e9/\n',
+          route: 'r'.repeat(120),
+        });
+        r.findings = ['ERR_AUTHZ_DENIED', 'ERR_RATE_LIMITED'];
+        r.decision = 'audit-deny';
+      },
+    ],
+    [
+      'one finding only (not listed), no subject in the token',
+      'plain',
+      (r) => {
+        r.findings = ['ERR_AUTHZ_DENIED'];
+      },
+    ],
+  ];
+  for (const [name, subject, shape] of cases) {
+    test(`${name}: the bytes of info(accessFields(r), 'request')`, () => {
+      const t = testTelemetry();
+      const written: string[] = [];
+      const w = new JsonLineWriter((b) => written.push(Buffer.from(b).toString()), {
+        bindings: { component: 'agent' },
+        now: () => 1_767_225_600_000,
+      });
+      const { logger } = sink();
+      const stop = subscribeAccessLog({ logger, line: w, source: t, subject });
+      try {
+        const r = begin(t);
+        shape(r);
+        t.end(r, 200);
+        w.info(accessFields(r, subject), 'request');
+      } finally {
+        stop();
+      }
+      assert.equal(written.length, 2);
+      assert.equal(written[0], written[1]);
+    });
+  }
 });

@@ -69,6 +69,10 @@ export interface RequestRecord {
   /** The trace the request belongs to: the span's, else the client's `traceparent`. */
   traceId: string | null;
   spanId: string | null;
+  /** The span's parent (the client's span, from `traceparent`), set with `spanId` by a tracing subscriber. */
+  parentSpanId: string | null;
+  /** W3C trace flags of the span (1: sampled), set with `spanId` by a tracing subscriber. */
+  traceFlags: number;
 }
 
 export type SecurityEventName =

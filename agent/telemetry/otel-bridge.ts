@@ -8,22 +8,37 @@
  *   `traceparent` (and `tracestate`);
  * - an OTel log record per access line (`tollgate.access`) and per security
  *   event (`tollgate.security.<name>`), correlated with the span.
+ *
+ * A request's span is not an SDK Span: the sampler (the SDK's, from
+ * OTEL_TRACES_SAMPLER) decides at accept, the ids and the `traceparent` for
+ * the app are set on the request's record, and when the response closes the
+ * finished span goes to the export queue, which encodes it to OTLP right
+ * away, its attributes straight from the record's fields (pre-encoded keys,
+ * no attribute object). Nothing but the record lives for the length of the
+ * request, and nothing of the request outlives its encoding.
  */
+import { randomFillSync } from 'node:crypto';
 import {
-  type Attributes,
+  type Attributes as ApiAttributes,
   type Context,
   defaultTextMapGetter,
-  defaultTextMapSetter,
-  type Logger,
   ROOT_CONTEXT,
+  SamplingDecision,
   SeverityNumber,
-  type Span,
   SpanKind,
-  SpanStatusCode,
-  type Tracer,
+  type TraceState,
   trace,
 } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import type { Sampler } from '@opentelemetry/sdk-trace';
+import type { RecordSink } from '../../telemetry/otel/export-queue.ts';
+import {
+  type Attributes,
+  attributeKey,
+  type LogData,
+  type ProtoWriter,
+  type SpanData,
+} from '../../telemetry/otel/otlp-encoding.ts';
 import { accessFields, loggedSubject, SECURITY_MESSAGES, type SubjectLogging } from './access-log.ts';
 import {
   type RequestRecord,
@@ -35,12 +50,18 @@ import {
 } from './channels.ts';
 
 export interface AgentOtelOptions {
-  tracer: Tracer | null;
-  logger: Logger | null;
+  /** Where sampled spans go (null: traces are not exported). */
+  spans: RecordSink<SpanData> | null;
+  /** Where log records go (null: logs are not exported). */
+  logs: RecordSink<LogData> | null;
+  /** Decides which traces are recorded; required with `spans`. */
+  sampler: Sampler | null;
   /** Emit a log record per request (the access line). Default true. */
   access?: boolean;
   /** The verified `sub` in log records: as in the JSON logs. Default 'none'. */
   subject?: SubjectLogging;
+  /** Wall clock of security events, epoch ms. Default Date.now. */
+  now?: () => number;
 }
 
 const KNOWN_METHODS: ReadonlySet<string> = new Set([
@@ -55,131 +76,288 @@ const KNOWN_METHODS: ReadonlySet<string> = new Set([
   'PATCH',
 ]);
 
-/** Attribute values without nulls (OTel drops them anyway; this keeps the record small). */
-function attributesOf(fields: Record<string, unknown>): Attributes {
-  const out: Attributes = {};
-  for (const [k, v] of Object.entries(fields)) {
-    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[k] = v;
-    else if (Array.isArray(v)) out[k] = v.map(String);
+const OTLP_SERVER = 2;
+const STATUS_UNSET = 0;
+const STATUS_ERROR = 2;
+const NO_ATTRIBUTES: ApiAttributes = Object.freeze({});
+const NO_LINKS: [] = [];
+
+/** Random ids from a pool of CSPRNG bytes (never all zero: an invalid id). */
+const pool = Buffer.allocUnsafe(4096);
+let poolAt = pool.length;
+function randomId(bytes: number): string {
+  if (poolAt + bytes > pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
   }
-  return out;
+  const start = poolAt;
+  poolAt += bytes;
+  let zero = true;
+  for (let i = start; i < poolAt; i++) {
+    if (pool[i] !== 0) {
+      zero = false;
+      break;
+    }
+  }
+  if (zero) pool[poolAt - 1] = 1;
+  return pool.toString('hex', start, poolAt);
 }
 
-function hostAndPort(host: string | undefined): { address: string; port: number | null } | null {
-  if (!host) return null;
-  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(host);
-  if (!m?.[1]) return null;
-  return { address: m[1], port: m[2] ? Number(m[2]) : null };
+interface HostPort {
+  address: string | undefined;
+  port: number | undefined;
 }
 
-/** Starts the request's span (a child of the client's trace) and sets what the app must receive. */
-function startSpan(tracer: Tracer, propagator: W3CTraceContextPropagator, r: RequestRecord): Span {
-  const parent = propagator.extract(ROOT_CONTEXT, r.req.headers, defaultTextMapGetter);
+const NO_HOST: HostPort = { address: undefined, port: undefined };
+const HOST = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/;
+/** `Host` → server.address / server.port, remembered (a few distinct values in practice; bounded). */
+const hosts = new Map<string, HostPort>();
+function hostAndPort(host: string | undefined): HostPort {
+  if (!host) return NO_HOST;
+  let parsed = hosts.get(host);
+  if (parsed === undefined) {
+    const m = HOST.exec(host);
+    parsed = m?.[1] ? { address: m[1], port: m[2] ? Number(m[2]) : undefined } : NO_HOST;
+    if (hosts.size >= 256) hosts.clear();
+    hosts.set(host, parsed);
+  }
+  return parsed;
+}
+
+/** `METHOD route-template` span names, built once per method and template (both bounded by the policy). */
+const names = new Map<string, Map<string, string>>();
+function spanName(method: string, routePath: string | null): string {
+  if (routePath === null) return method;
+  let byRoute = names.get(method);
+  if (byRoute === undefined) {
+    byRoute = new Map();
+    names.set(method, byRoute);
+  }
+  let name = byRoute.get(routePath);
+  if (name === undefined) {
+    name = `${method} ${routePath}`;
+    if (byRoute.size >= 1024) byRoute.clear();
+    byRoute.set(routePath, name);
+  }
+  return name;
+}
+
+/**
+ * Starts the request's trace: the client's `traceparent` (if valid) is the
+ * parent, the sampler decides, and the record gets the span's ids and what
+ * the app must receive.
+ */
+function startTrace(sampler: Sampler, propagator: W3CTraceContextPropagator, r: RequestRecord): void {
+  const headers = r.req.headers;
+  let context: Context = ROOT_CONTEXT;
+  let traceId: string | undefined;
+  let traceState: TraceState | undefined;
+  if (headers.traceparent !== undefined) {
+    context = propagator.extract(ROOT_CONTEXT, headers, defaultTextMapGetter);
+    const parent = trace.getSpanContext(context);
+    if (parent) {
+      traceId = parent.traceId;
+      r.parentSpanId = parent.spanId;
+      traceState = parent.traceState;
+    }
+  }
+  traceId ??= randomId(16);
   const known = KNOWN_METHODS.has(r.method);
-  const attributes: Attributes = {
-    'http.request.method': known ? r.method : '_OTHER',
-    'url.scheme': r.scheme,
-    'client.address': r.clientIp,
-    'network.protocol.version': r.req.httpVersion,
-    'tollgate.request_id': r.requestId,
-  };
-  if (!known) attributes['http.request.method_original'] = r.method;
-  const server = hostAndPort(r.req.headers.host);
-  if (server) {
-    attributes['server.address'] = server.address;
-    if (server.port !== null) attributes['server.port'] = server.port;
-  }
-  const agent = r.req.headers['user-agent'];
-  if (agent) attributes['user_agent.original'] = agent;
-  const span = tracer.startSpan(
+  const result = sampler.shouldSample(
+    context,
+    traceId,
     known ? r.method : 'HTTP',
-    { kind: SpanKind.SERVER, startTime: r.startTime, attributes },
-    parent,
+    SpanKind.SERVER,
+    NO_ATTRIBUTES,
+    NO_LINKS,
   );
-  const context = span.spanContext();
-  r.traceId = context.traceId;
-  r.spanId = context.spanId;
-  const carrier: Record<string, string> = {};
-  propagator.inject(trace.setSpan(ROOT_CONTEXT, span), carrier, defaultTextMapSetter);
-  r.propagate = carrier;
-  return span;
+  const sampled = result.decision === SamplingDecision.RECORD_AND_SAMPLED;
+  traceState = result.traceState ?? traceState;
+  r.traceId = traceId;
+  r.spanId = randomId(8);
+  r.traceFlags = sampled ? 1 : 0;
+  const propagate: Record<string, string> = {
+    traceparent: `00-${traceId}-${r.spanId}-${sampled ? '01' : '00'}`,
+  };
+  const state = traceState?.serialize();
+  if (state) propagate.tracestate = state;
+  r.propagate = propagate;
 }
 
-function endSpan(span: Span, r: RequestRecord): void {
-  const { facts } = r;
-  if (facts.routePath !== null) {
-    span.updateName(`${KNOWN_METHODS.has(r.method) ? r.method : 'HTTP'} ${facts.routePath}`);
-    span.setAttribute('http.route', facts.routePath);
+const K = {
+  method: attributeKey('http.request.method'),
+  methodOriginal: attributeKey('http.request.method_original'),
+  scheme: attributeKey('url.scheme'),
+  clientAddress: attributeKey('client.address'),
+  protocolVersion: attributeKey('network.protocol.version'),
+  requestId: attributeKey('tollgate.request_id'),
+  serverAddress: attributeKey('server.address'),
+  serverPort: attributeKey('server.port'),
+  userAgent: attributeKey('user_agent.original'),
+  route: attributeKey('http.route'),
+  path: attributeKey('url.path'),
+  status: attributeKey('http.response.status_code'),
+  decision: attributeKey('tollgate.decision'),
+  reason: attributeKey('tollgate.reason'),
+  policy: attributeKey('tollgate.policy'),
+  routeName: attributeKey('tollgate.route'),
+  clientKey: attributeKey('tollgate.client_key'),
+  authnFailure: attributeKey('tollgate.authn.failure'),
+  limit: attributeKey('tollgate.ratelimit.limit'),
+  findings: attributeKey('tollgate.findings'),
+  errorType: attributeKey('error.type'),
+};
+
+/**
+ * The finished span of a sampled request, read from the record: its
+ * attributes are encoded straight from the record's fields (pre-encoded keys,
+ * no attribute object); `attributes` builds the same set as an object, in the
+ * same order, for OTLP/JSON and tests.
+ */
+class RequestSpan implements SpanData {
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly parentSpanId: string | null;
+  readonly parentRemote: boolean;
+  readonly traceState: string | null;
+  readonly traceFlags: number;
+  readonly name: string;
+  readonly kind = OTLP_SERVER;
+  readonly startTime: number;
+  readonly endTime: number;
+  readonly status: number;
+  readonly #r: RequestRecord;
+  readonly #known: boolean;
+  readonly #errorType: string | undefined;
+
+  constructor(r: RequestRecord) {
+    this.#r = r;
+    this.#known = KNOWN_METHODS.has(r.method);
+    const failed = r.status >= 500 || r.status === 0;
+    this.#errorType = failed ? (r.status === 0 ? 'aborted' : String(r.status)) : undefined;
+    this.traceId = r.traceId as string;
+    this.spanId = r.spanId as string;
+    this.parentSpanId = r.parentSpanId;
+    this.parentRemote = r.parentSpanId !== null;
+    this.traceState = r.propagate?.tracestate ?? null;
+    this.traceFlags = r.traceFlags;
+    this.name = spanName(this.#known ? r.method : 'HTTP', r.facts.routePath);
+    this.startTime = r.startTime;
+    this.endTime = r.startTime + r.durationMs;
+    this.status = failed ? STATUS_ERROR : STATUS_UNSET;
   }
-  if (facts.path !== null) span.setAttribute('url.path', facts.path);
-  if (r.status > 0) span.setAttribute('http.response.status_code', r.status);
-  span.setAttribute('tollgate.decision', r.decision);
-  span.setAttribute('tollgate.reason', r.code);
-  if (facts.policy !== null) span.setAttribute('tollgate.policy', facts.policy);
-  if (facts.route !== null) span.setAttribute('tollgate.route', facts.route);
-  span.setAttribute('tollgate.client_key', r.clientKey);
-  if (facts.authnFailure !== null) span.setAttribute('tollgate.authn.failure', facts.authnFailure);
-  if (facts.limit !== null) span.setAttribute('tollgate.ratelimit.limit', facts.limit);
-  if (r.findings.length > 0) span.setAttribute('tollgate.findings', [...r.findings]);
-  if (r.status >= 500 || r.status === 0) {
-    span.setAttribute('error.type', r.status === 0 ? 'aborted' : String(r.status));
-    span.setStatus({ code: SpanStatusCode.ERROR });
+
+  get attributes(): Attributes {
+    const r = this.#r;
+    const { facts, req } = r;
+    const server = hostAndPort(req.headers.host);
+    return {
+      'http.request.method': this.#known ? r.method : '_OTHER',
+      'http.request.method_original': this.#known ? undefined : r.method,
+      'url.scheme': r.scheme,
+      'client.address': r.clientIp,
+      'network.protocol.version': req.httpVersion,
+      'tollgate.request_id': r.requestId,
+      'server.address': server.address,
+      'server.port': server.port,
+      'user_agent.original': req.headers['user-agent'] || undefined,
+      'http.route': facts.routePath ?? undefined,
+      'url.path': facts.path ?? undefined,
+      'http.response.status_code': r.status > 0 ? r.status : undefined,
+      'tollgate.decision': r.decision,
+      'tollgate.reason': r.code,
+      'tollgate.policy': facts.policy ?? undefined,
+      'tollgate.route': facts.route ?? undefined,
+      'tollgate.client_key': r.clientKey,
+      'tollgate.authn.failure': facts.authnFailure ?? undefined,
+      'tollgate.ratelimit.limit': facts.limit ?? undefined,
+      'tollgate.findings': r.findings.length > 0 ? r.findings : undefined,
+      'error.type': this.#errorType,
+    };
   }
-  span.end(r.startTime + r.durationMs);
+
+  /** The same attributes as `attributes`, in the same order, written without building them. */
+  writeAttributes(w: ProtoWriter, tag: number): void {
+    const r = this.#r;
+    const { facts, req } = r;
+    const server = hostAndPort(req.headers.host);
+    w.stringAttribute(tag, K.method, this.#known ? r.method : '_OTHER');
+    if (!this.#known) w.stringAttribute(tag, K.methodOriginal, r.method);
+    w.stringAttribute(tag, K.scheme, r.scheme);
+    w.stringAttribute(tag, K.clientAddress, r.clientIp);
+    w.stringAttribute(tag, K.protocolVersion, req.httpVersion);
+    w.stringAttribute(tag, K.requestId, r.requestId);
+    w.stringAttribute(tag, K.serverAddress, server.address);
+    w.anyAttribute(tag, K.serverPort, server.port);
+    w.stringAttribute(tag, K.userAgent, req.headers['user-agent'] || undefined);
+    w.stringAttribute(tag, K.route, facts.routePath);
+    w.stringAttribute(tag, K.path, facts.path);
+    if (r.status > 0) w.anyAttribute(tag, K.status, r.status);
+    w.stringAttribute(tag, K.decision, r.decision);
+    w.stringAttribute(tag, K.reason, r.code);
+    w.stringAttribute(tag, K.policy, facts.policy);
+    w.stringAttribute(tag, K.routeName, facts.route);
+    w.stringAttribute(tag, K.clientKey, r.clientKey);
+    w.stringAttribute(tag, K.authnFailure, facts.authnFailure);
+    w.stringAttribute(tag, K.limit, facts.limit);
+    if (r.findings.length > 0) w.anyAttribute(tag, K.findings, r.findings);
+    w.stringAttribute(tag, K.errorType, this.#errorType);
+  }
 }
 
 /** Subscribes spans and log records to the agent's channels; returns the unsubscribe function. */
 export function installAgentOtel(options: AgentOtelOptions): () => void {
-  const { tracer, logger } = options;
+  const { spans, logs, sampler } = options;
   const subject = options.subject ?? 'none';
+  const now = options.now ?? Date.now;
+  const access = logs !== null && (options.access ?? true);
   const propagator = new W3CTraceContextPropagator();
-  const spans = new WeakMap<RequestRecord, Span>();
   const stops: (() => void)[] = [];
-  const contextOf = (r: RequestRecord | undefined): Context | undefined => {
-    const span = r ? spans.get(r) : undefined;
-    return span ? trace.setSpan(ROOT_CONTEXT, span) : undefined;
-  };
-  if (tracer) {
-    stops.push(
-      subscribeTo<RequestRecord>(requestStart, (r) => spans.set(r, startSpan(tracer, propagator, r))),
-    );
+  if (spans && sampler) {
+    stops.push(subscribeTo<RequestRecord>(requestStart, (r) => startTrace(sampler, propagator, r)));
   }
-  if (tracer || (logger && (options.access ?? true))) {
+  // A record has a span id only when the request was traced (else at most the client's trace id).
+  const correlated = (r: RequestRecord | undefined) =>
+    r?.spanId
+      ? { traceId: r.traceId, spanId: r.spanId, traceFlags: r.traceFlags }
+      : { traceId: null, spanId: null, traceFlags: 0 };
+  if ((spans && sampler) || access) {
     stops.push(
       subscribeTo<RequestRecord>(requestEnd, (r) => {
-        if (logger && (options.access ?? true)) {
-          const context = contextOf(r);
-          logger.emit({
-            eventName: 'tollgate.access',
-            timestamp: r.startTime + r.durationMs,
+        if (access && logs) {
+          const time = r.startTime + r.durationMs;
+          logs.add({
+            time,
+            observedTime: time,
             severityNumber: SeverityNumber.INFO,
             severityText: 'INFO',
             body: 'request',
-            attributes: attributesOf(accessFields(r, subject)),
-            ...(context ? { context } : {}),
+            eventName: 'tollgate.access',
+            attributes: accessFields(r, subject) as Attributes,
+            ...correlated(r),
           });
         }
-        // Kept in the (weak) map: the request's security events, published next, belong to it.
-        const span = spans.get(r);
-        if (span) endSpan(span, r);
+        if (spans && r.spanId !== null && r.traceFlags === 1) spans.add(new RequestSpan(r));
       }),
     );
   }
-  if (logger) {
+  if (logs) {
     stops.push(
       subscribeTo<SecurityEvent>(securityEvents, (e) => {
         const fields: Record<string, unknown> = { event: `tollgate.security.${e.name}`, ...e.fields };
         const sub = e.record ? loggedSubject(e.record.facts.subject, subject) : undefined;
         if (sub !== undefined) fields.sub = sub;
         const warn = e.name === 'client_blocked';
-        const context = contextOf(e.record);
-        logger.emit({
-          eventName: `tollgate.security.${e.name}`,
+        const time = now();
+        logs.add({
+          time,
+          observedTime: time,
           severityNumber: warn ? SeverityNumber.WARN : SeverityNumber.INFO,
           severityText: warn ? 'WARN' : 'INFO',
           body: SECURITY_MESSAGES[e.name],
-          attributes: attributesOf(fields),
-          ...(context ? { context } : {}),
+          eventName: `tollgate.security.${e.name}`,
+          attributes: fields as Attributes,
+          ...correlated(e.record),
         });
       }),
     );

@@ -91,6 +91,8 @@ export class RequestTelemetry {
       propagate: null,
       traceId: null,
       spanId: null,
+      parentSpanId: null,
+      traceFlags: 0,
     };
     this.#open.add(record);
     if (requestStart.hasSubscribers) requestStart.publish(record);

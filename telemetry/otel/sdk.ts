@@ -1,16 +1,16 @@
 /**
- * The OpenTelemetry SDK of one process, set up once by the CLI wiring (never
- * at import time) from an OtelConfig: a tracer provider (batch span
- * processor, the configured sampler), a meter provider whose reader exports
- * the metrics registries, and a logger provider (batch log record processor),
- * each with its OTLP exporter for the configured protocol (loaded only for
- * that protocol). Nothing is registered globally: the providers are handed to
- * whoever publishes telemetry. SDK errors (an unreachable collector) go to the
- * injected logger, rate-limited.
+ * The OpenTelemetry export of one process, set up once by the CLI wiring
+ * (never at import time) from an OtelConfig: the configured sampler, an
+ * export queue per exported signal for spans and log records (records are
+ * encoded to OTLP as they are added, batched like the SDK's batch processors,
+ * and sent by the SDK's OTLP transport for the configured protocol, loaded
+ * only for that protocol), and a meter provider whose reader exports the
+ * metrics registries. Nothing is registered globally: the queues are handed
+ * to whoever publishes telemetry. Export errors (an unreachable collector) go
+ * to the injected logger, rate-limited.
  */
-import { DiagLogLevel, diag, type Logger as OtelLogger, type Tracer } from '@opentelemetry/api';
+import { DiagLogLevel, diag } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BatchLogRecordProcessor, LoggerProvider, type LogRecordExporter } from '@opentelemetry/sdk-logs';
 import {
   MeterProvider,
   PeriodicExportingMetricReader,
@@ -19,16 +19,26 @@ import {
 import {
   AlwaysOffSampler,
   AlwaysOnSampler,
-  BatchSpanProcessor,
   ParentBasedSampler,
   type Sampler,
-  type SpanExporter,
   TraceIdRatioBasedSampler,
-  TracerProvider,
 } from '@opentelemetry/sdk-trace';
 import type { Metrics } from '../metrics.ts';
 import type { OtelConfig, OtlpProtocol } from './config.ts';
+import { type BatchExporter, ExportQueue } from './export-queue.ts';
 import { registryProducer } from './metric-producer.ts';
+import {
+  type Attributes,
+  decodeExportResponse,
+  type EncodedBatch,
+  type InstrumentationScope,
+  jsonLogs,
+  jsonSpans,
+  type LogData,
+  protobufLogs,
+  protobufSpans,
+  type SpanData,
+} from './otlp-encoding.ts';
 
 export interface OtelLogSink {
   warn(fields: object, msg: string): void;
@@ -45,23 +55,72 @@ export interface OtelOptions {
   now?: () => number;
 }
 
-/** The running SDK: null members are signals that are not exported. */
+/** The running export: null members are signals that are not exported. */
 export interface Otel {
-  readonly tracer: Tracer | null;
-  readonly logger: OtelLogger | null;
+  /** Spans to export (sampled ones only: the publisher asks `sampler`). */
+  readonly spans: ExportQueue<SpanData> | null;
+  readonly logs: ExportQueue<LogData> | null;
+  /** `OTEL_TRACES_SAMPLER`'s sampler. */
+  readonly sampler: Sampler;
   readonly config: OtelConfig;
   /** Exports what is buffered (spans, log records, a metric collection). */
   forceFlush(): Promise<void>;
-  /** Flushes and stops every provider (at most `timeoutMs`). */
+  /** Flushes and stops every exporter (at most `timeoutMs`). */
   shutdown(timeoutMs?: number): Promise<void>;
 }
 
-async function spanExporter(protocol: OtlpProtocol): Promise<SpanExporter> {
-  if (protocol === 'grpc')
-    return new (await import('@opentelemetry/exporter-trace-otlp-grpc')).OTLPTraceExporter();
-  if (protocol === 'http/json')
-    return new (await import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter();
-  return new (await import('@opentelemetry/exporter-trace-otlp-proto')).OTLPTraceExporter();
+type Signal = 'TRACES' | 'LOGS';
+
+const SIGNALS: Record<Signal, { path: string; item: 'span' | 'log'; grpcName: string; grpcPath: string }> = {
+  TRACES: {
+    path: 'v1/traces',
+    item: 'span',
+    grpcName: 'TraceExportService',
+    grpcPath: '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
+  },
+  LOGS: {
+    path: 'v1/logs',
+    item: 'log',
+    grpcName: 'LogsExportService',
+    grpcPath: '/opentelemetry.proto.collector.logs.v1.LogsService/Export',
+  },
+};
+
+/**
+ * The SDK's OTLP transport for `protocol` (endpoint, headers, timeout,
+ * compression, certificates and retries from the OTEL_EXPORTER_OTLP_*
+ * variables, as its own exporters read them), sending already encoded batches.
+ */
+async function batchExporter(signal: Signal, protocol: OtlpProtocol): Promise<BatchExporter> {
+  const s = SIGNALS[signal];
+  const json = protocol === 'http/json';
+  const serializer = {
+    serializeRequest: (batch: EncodedBatch) => batch.payload,
+    deserializeResponse: (data: Uint8Array) => decodeExportResponse(data, json),
+  };
+  const helper = { name: s.item, countItems: (batch: EncodedBatch) => batch.count };
+  if (protocol === 'grpc') {
+    const grpc = await import('@opentelemetry/otlp-grpc-exporter-base');
+    return grpc.createOtlpGrpcExportDelegate(
+      grpc.convertLegacyOtlpGrpcOptions({}, signal),
+      serializer,
+      `otlp_grpc_${s.item}_exporter`,
+      helper,
+      undefined,
+      s.grpcName,
+      s.grpcPath,
+    );
+  }
+  const http = await import('@opentelemetry/otlp-exporter-base/node-http');
+  return http.createOtlpHttpExportDelegate(
+    http.convertLegacyHttpOptions({}, signal, s.path, {
+      'Content-Type': json ? 'application/json' : 'application/x-protobuf',
+    }),
+    serializer,
+    `otlp_http_${s.item}_exporter`,
+    helper,
+    undefined,
+  );
 }
 
 async function metricExporter(protocol: OtlpProtocol): Promise<PushMetricExporter> {
@@ -70,14 +129,6 @@ async function metricExporter(protocol: OtlpProtocol): Promise<PushMetricExporte
   if (protocol === 'http/json')
     return new (await import('@opentelemetry/exporter-metrics-otlp-http')).OTLPMetricExporter();
   return new (await import('@opentelemetry/exporter-metrics-otlp-proto')).OTLPMetricExporter();
-}
-
-async function logExporter(protocol: OtlpProtocol): Promise<LogRecordExporter> {
-  if (protocol === 'grpc')
-    return new (await import('@opentelemetry/exporter-logs-otlp-grpc')).OTLPLogExporter();
-  if (protocol === 'http/json')
-    return new (await import('@opentelemetry/exporter-logs-otlp-http')).OTLPLogExporter();
-  return new (await import('@opentelemetry/exporter-logs-otlp-proto')).OTLPLogExporter();
 }
 
 export function samplerOf(config: Pick<OtelConfig, 'sampler' | 'samplerRatio'>): Sampler {
@@ -114,21 +165,26 @@ function routeDiagnostics(sink: OtelLogSink, now: () => number, everyMs = 30_000
   );
 }
 
-/** Starts the SDK for `config` (the signals it exports). */
+/** Starts the export for `config` (the signals it exports). */
 export async function startOtel(config: OtelConfig, options: OtelOptions): Promise<Otel> {
   const now = options.now ?? Date.now;
   routeDiagnostics(options.logger, now);
   const resource = resourceFromAttributes({ 'service.version': options.version, ...config.resource });
-  const scope = options.scope;
-  let tracerProvider: TracerProvider | null = null;
+  const resourceAttributes = resource.attributes as Attributes;
+  const scope: InstrumentationScope = { name: options.scope, version: options.version };
+  // Failed exports and full queues: warn lines, rate-limited per message (routeDiagnostics).
+  const onError = (message: string, detail: string) => diag.error(message, detail);
+  let spans: ExportQueue<SpanData> | null = null;
+  let logs: ExportQueue<LogData> | null = null;
   let meterProvider: MeterProvider | null = null;
-  let loggerProvider: LoggerProvider | null = null;
   if (config.traces) {
-    const exporter = await spanExporter(config.traces);
-    tracerProvider = new TracerProvider({
-      resource,
-      sampler: samplerOf(config),
-      spanProcessors: [new BatchSpanProcessor({ exporter, ...config.spans })],
+    const encoding =
+      config.traces === 'http/json'
+        ? jsonSpans(resourceAttributes, scope)
+        : protobufSpans(resourceAttributes, scope);
+    spans = new ExportQueue(encoding, await batchExporter('TRACES', config.traces), config.spans, {
+      what: 'spans',
+      onError,
     });
   }
   if (config.metrics && options.registries.length > 0) {
@@ -139,32 +195,36 @@ export async function startOtel(config: OtelConfig, options: OtelOptions): Promi
       exportIntervalMillis: config.metricIntervalMillis,
       exportTimeoutMillis: Math.min(config.metricTimeoutMillis, config.metricIntervalMillis),
       metricProducers: options.registries.map((r) =>
-        registryProducer(r, { scope, version: options.version, startTime, now }),
+        registryProducer(r, { scope: options.scope, version: options.version, startTime, now }),
       ),
     });
     meterProvider = new MeterProvider({ resource, readers: [reader] });
   }
   if (config.logs) {
-    const exporter = await logExporter(config.logs);
-    loggerProvider = new LoggerProvider({
-      resource,
-      processors: [new BatchLogRecordProcessor({ exporter, ...config.logRecords })],
+    const encoding =
+      config.logs === 'http/json'
+        ? jsonLogs(resourceAttributes, scope)
+        : protobufLogs(resourceAttributes, scope);
+    logs = new ExportQueue(encoding, await batchExporter('LOGS', config.logs), config.logRecords, {
+      what: 'log records',
+      onError,
     });
   }
-  const providers = [tracerProvider, meterProvider, loggerProvider].filter((p) => p !== null);
+  const parts = [spans, meterProvider, logs].filter((p) => p !== null);
   return {
-    tracer: tracerProvider?.getTracer(scope, options.version) ?? null,
-    logger: loggerProvider?.getLogger(scope, options.version) ?? null,
+    spans,
+    logs,
+    sampler: samplerOf(config),
     config,
     async forceFlush() {
-      await Promise.all(providers.map((p) => p.forceFlush()));
+      await Promise.all(parts.map((p) => p.forceFlush()));
     },
     async shutdown(timeoutMs = 5_000) {
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, timeoutMs);
       });
-      await Promise.race([Promise.allSettled(providers.map((p) => p.shutdown())), deadline]);
+      await Promise.race([Promise.allSettled(parts.map((p) => p.shutdown())), deadline]);
       clearTimeout(timer);
     },
   };

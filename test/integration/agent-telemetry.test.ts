@@ -95,9 +95,14 @@ describe('agent telemetry over OTLP http/protobuf', () => {
     upstream = await startUpstream();
     receiver = await startOtlpReceiver();
     writeFileSync(policyFile, policyYaml(jwks));
-    agent = await startAgent(policyFile, upstream.port, ['--log-subject', 'hash'], {
-      env: otelEnv(receiver.httpEndpoint, 'http/protobuf'),
-    });
+    agent = await startAgent(
+      policyFile,
+      upstream.port,
+      ['--log-subject', 'hash', '--access-log-otlp', 'on'],
+      {
+        env: otelEnv(receiver.httpEndpoint, 'http/protobuf'),
+      },
+    );
     stdout = jsonLines(agent);
     const exp = Math.floor(Date.now() / 1000) + 600;
     alice = await jwks.sign({ iss: jwks.issuer, aud: 'orders-api', exp, sub: 'alice' });
@@ -231,11 +236,15 @@ describe('agent telemetry over OTLP http/protobuf', () => {
     assert.equal(JSON.stringify(receiver.logs).includes(alice), false, 'never a token');
     assert.equal(JSON.stringify(receiver.logs).includes('"alice"'), false, 'sub only hashed');
 
-    // Metrics: the semantic-convention histogram and our counters, over OTLP.
+    // Metrics: the semantic-convention histogram and our counters, over OTLP. Wait for an export made after
+    // the last request (the rate-limited one): an earlier one may hold the denial but not the limit.
     await eventually(
       async () =>
         receiver.points.some(
           (p) => p.metric === 'tollgate.authz.denials' && p.attributes.route === 'get-order',
+        ) &&
+        receiver.points.some(
+          (p) => p.metric === 'tollgate.ratelimit.limited' && p.attributes.limit === 'per-ip',
         ),
       10_000,
     );
@@ -360,6 +369,11 @@ describe('agent telemetry over OTLP gRPC, and with OpenTelemetry off', () => {
     assert.equal(span?.traceId, CLIENT_TRACE);
     const failure = receiver.logs.find((l) => l.eventName === 'tollgate.security.auth_failure');
     assert.equal(failure?.attributes.reason, 'missing');
+    assert.equal(
+      receiver.logs.some((l) => l.eventName === 'tollgate.access'),
+      false,
+      'access lines become log records only with --access-log-otlp on',
+    );
     assert.equal(receiver.requests.get('http traces'), undefined);
   });
 
