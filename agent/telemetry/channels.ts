@@ -100,6 +100,19 @@ export interface JwksFetchEvent {
   durationMs: number;
 }
 
+/** The HTTP methods telemetry keeps as they are; any other is `_OTHER` (HTTP semantic conventions). */
+export const KNOWN_METHODS: ReadonlySet<string> = new Set([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'DELETE',
+  'CONNECT',
+  'OPTIONS',
+  'TRACE',
+  'PATCH',
+]);
+
 export const requestStart = diagnostics.channel('tollgate:request:start');
 export const requestEnd = diagnostics.channel('tollgate:request:end');
 export const securityEvents = diagnostics.channel('tollgate:security');

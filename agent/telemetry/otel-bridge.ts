@@ -41,6 +41,7 @@ import {
 } from '../../telemetry/otel/otlp-encoding.ts';
 import { accessFields, loggedSubject, SECURITY_MESSAGES, type SubjectLogging } from './access-log.ts';
 import {
+  KNOWN_METHODS,
   type RequestRecord,
   requestEnd,
   requestStart,
@@ -63,18 +64,6 @@ export interface AgentOtelOptions {
   /** Wall clock of security events, epoch ms. Default Date.now. */
   now?: () => number;
 }
-
-const KNOWN_METHODS: ReadonlySet<string> = new Set([
-  'GET',
-  'HEAD',
-  'POST',
-  'PUT',
-  'DELETE',
-  'CONNECT',
-  'OPTIONS',
-  'TRACE',
-  'PATCH',
-]);
 
 const OTLP_SERVER = 2;
 const STATUS_UNSET = 0;

@@ -7,25 +7,19 @@
  * Series are resolved once per label set and cached.
  */
 import type { HistogramSeries, Metrics } from '../../telemetry/metrics.ts';
-import { type JwksFetchEvent, jwksFetches, type RequestRecord, requestEnd, subscribeTo } from './channels.ts';
+import {
+  type JwksFetchEvent,
+  jwksFetches,
+  KNOWN_METHODS,
+  type RequestRecord,
+  requestEnd,
+  subscribeTo,
+} from './channels.ts';
 
 /** `http.server.request.duration` buckets (s): the semantic conventions' advice, with sub-5 ms ones for a sidecar. */
 export const DURATION_BUCKETS: readonly number[] = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10,
 ];
-
-/** Methods kept as they are; any other is `_OTHER` (HTTP semantic conventions). */
-const KNOWN_METHODS: ReadonlySet<string> = new Set([
-  'GET',
-  'HEAD',
-  'POST',
-  'PUT',
-  'DELETE',
-  'CONNECT',
-  'OPTIONS',
-  'TRACE',
-  'PATCH',
-]);
 
 const NONE = '(none)';
 
