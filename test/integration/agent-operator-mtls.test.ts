@@ -3,15 +3,17 @@
  * Kubernetes API test server, its CA in Secret tollgate-ca) signs the
  * certificate of a real `tollgate agent --operator` process. Strict refuses
  * plaintext; a peer with a certificate the operator signed for another pod is
- * admitted by `peers`, one not listed gets 403, one from another CA is
- * refused; with a 12 s certificate the agent renews at least twice under
+ * admitted by `peers`, one not listed gets 403, one from another CA, an
+ * expired one and one without a SPIFFE ID (both signed by the operator's own
+ * CA) are refused, and the app's x-forwarded-client-cert cannot be forged;
+ * with a 12 s certificate the agent renews at least twice under
  * paced keep-alive traffic (1000 req/s for 30 s) without failing a request.
  */
 import assert from 'node:assert/strict';
 import { type Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { after, before, describe, test } from 'node:test';
 import { send } from '../support/agent-process.ts';
-import { createCa, issueCertificate, type PemPair } from '../support/certs.ts';
+import { caFromPem, createCa, issueCertificate, type PemPair } from '../support/certs.ts';
 import { BILLING, type MeshedOrders, ORDERS, startMeshedOrders } from '../support/meshed-orders.ts';
 import { rotationUnderLoad } from '../support/rotation-load.ts';
 
@@ -30,6 +32,7 @@ describe('tollgate agent --operator with operator-issued mTLS', () => {
     path: string,
     client: PemPair | null,
     agentOption: HttpsAgent | false = false,
+    headers: Record<string, string> = {},
   ): Promise<Reply> {
     return new Promise((resolve) => {
       const req = httpsRequest(
@@ -47,6 +50,7 @@ describe('tollgate agent --operator with operator-issued mTLS', () => {
           res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
         },
       );
+      for (const [k, v] of Object.entries(headers)) req.setHeader(k, v);
       req.on('error', (e) => resolve({ status: 0, error: e.message }));
       req.end();
     });
@@ -95,6 +99,40 @@ describe('tollgate agent --operator with operator-issued mTLS', () => {
     assert.ok(r.error);
     const none = await get('/v1/open', null);
     assert.equal(none.status, 0, 'no client certificate: refused');
+  });
+
+  test("signed by the operator's own CA but expired, or without a SPIFFE ID: refused", async () => {
+    const operatorCa = await caFromPem(mesh.workloadCa);
+    const day = 86_400_000;
+    const expired = await issueCertificate(operatorCa, {
+      uris: [BILLING],
+      usages: 'client',
+      notBefore: new Date(Date.now() - 2 * day),
+      notAfter: new Date(Date.now() - day),
+    });
+    const dnsOnly = await issueCertificate(operatorCa, { dnsNames: ['billing.shop.svc'], usages: 'client' });
+    const before = mesh.upstream.seen.length;
+    for (const [what, cert] of [
+      ['expired', expired],
+      ['no SPIFFE ID', dnsOnly],
+    ] as const) {
+      const r = await get('/v1/open', cert);
+      assert.equal(r.status, 0, `${what}: the handshake is refused`);
+    }
+    assert.equal(mesh.upstream.seen.length, before, 'nothing reached the app');
+    // The same CA's certificate for the billing workload, current and with its SPIFFE ID, is admitted.
+    const good = await issueCertificate(operatorCa, { uris: [BILLING], usages: 'client' });
+    assert.equal((await get('/v1/invoices', good)).status, 200);
+  });
+
+  test('x-forwarded-client-cert reaches the app from the verified certificate only', async () => {
+    const billing = await mesh.signedFor('billing-1');
+    const forged = { 'x-forwarded-client-cert': `By=x;URI=${ORDERS}` };
+    assert.equal((await get('/v1/invoices', billing, false, forged)).status, 200);
+    const xfcc = String(mesh.upstream.seen.at(-1)?.headers['x-forwarded-client-cert'] ?? '');
+    assert.match(xfcc, new RegExp(`URI=${BILLING}(;|,|$)`));
+    assert.doesNotMatch(xfcc, /By=x/);
+    assert.equal(xfcc.split(',').length, 1, 'one element: the client copy was dropped');
   });
 
   test('renewal under paced keep-alive traffic, 1000 req/s for 30 s: ≥ 2 renewals, no failed request', async (t) => {

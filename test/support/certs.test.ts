@@ -3,7 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { connect, createServer, type Server, type TLSSocket } from 'node:tls';
-import { createCa, issueCertificate, type PemPair, type TestCa } from './certs.ts';
+import { caFromPem, createCa, issueCertificate, type PemPair, type TestCa } from './certs.ts';
 
 interface Handshake {
   ok: boolean;
@@ -93,6 +93,18 @@ describe('test certificates', () => {
     assert.equal(leaf.subject, 'CN=operator.tollgate-system.svc');
     assert.equal(leaf.publicKey.asymmetricKeyDetails?.namedCurve, 'prime256v1');
     assert.ok(!leaf.checkIssued(new X509Certificate(other.cert)));
+  });
+
+  test('caFromPem: a CA read back from its PEM pair signs leaves that verify against it', async () => {
+    const again = await caFromPem({ cert: ca.cert, key: ca.key });
+    const leaf = await issueCertificate(again, {
+      uris: ['spiffe://cluster.local/ns/a/sa/b'],
+      usages: 'client',
+    });
+    const x = new X509Certificate(leaf.cert);
+    assert.ok(
+      x.checkIssued(new X509Certificate(ca.cert)) && x.verify(new X509Certificate(ca.cert).publicKey),
+    );
   });
 
   test('a handshake succeeds with the right CA and server name', async () => {

@@ -18,7 +18,7 @@ import {
   PemConverter,
   SubjectAlternativeNameExtension,
   SubjectKeyIdentifierExtension,
-  type X509Certificate,
+  X509Certificate,
   X509CertificateGenerator,
 } from '@peculiar/x509';
 
@@ -27,6 +27,7 @@ type CryptoKeyPair = webcrypto.CryptoKeyPair;
 const crypto = webcrypto;
 const KEY_ALG = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const SIGNING_ALG = { name: 'ECDSA', hash: 'SHA-256' } as const;
+const SIGNING_KEY_ALG = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
 
@@ -104,6 +105,19 @@ export async function createCa(options: CaOptions): Promise<TestCa> {
     certificate,
     signingKey: keys.privateKey,
   };
+}
+
+/** A CA from its PEM pair (such as the operator's, read from its Secret), to issue test leaves with. */
+export async function caFromPem(pair: PemPair): Promise<TestCa> {
+  const certificate = new X509Certificate(pair.cert);
+  const signingKey = await crypto.subtle.importKey(
+    'pkcs8',
+    PemConverter.decode(pair.key)[0] ?? new ArrayBuffer(0),
+    SIGNING_KEY_ALG,
+    false,
+    ['sign'],
+  );
+  return { ...pair, certificate, signingKey };
 }
 
 const EKU: Record<IssueOptions['usages'], ExtendedKeyUsage[]> = {
