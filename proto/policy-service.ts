@@ -6,9 +6,14 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { ServiceDefinition } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import type * as ProtoLoader from '@grpc/proto-loader';
+
+/** @grpc/proto-loader (and protobufjs) loaded on first use: importing the message shapes costs no memory. */
+const loadSync: typeof ProtoLoader.loadSync = (...args) =>
+  (createRequire(import.meta.url)('@grpc/proto-loader') as typeof ProtoLoader).loadSync(...args);
 
 /** The .proto file: beside this module in the source tree, two levels up from dist/proto/ in a build. */
 export const POLICY_PROTO = [

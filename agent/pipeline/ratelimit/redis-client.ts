@@ -10,7 +10,13 @@
  * - `redis-cluster://[user:pass@]host:6379,host2:6379[?tls=true]`: Redis Cluster
  *   (ioredis' Cluster; all buckets of one policy share a hash slot).
  */
-import { Cluster, Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Cluster, Redis } from 'ioredis';
+
+/** ioredis, loaded when a client is made: an agent without Global limits never loads it. */
+function ioredis(): typeof import('ioredis') {
+  return createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
+}
 
 export interface RedisClientOptions {
   /** Command timeout in ms (the limiter's own wait is bounded the same way). */
@@ -90,6 +96,7 @@ export function createRedisClient(url: string, options: RedisClientOptions): Red
     // Reconnect forever, backing off up to 2 s between attempts.
     retryStrategy: (times: number) => Math.min(100 * times, 2_000),
   };
+  const { Cluster, Redis } = ioredis();
   let client: Redis | Cluster;
   if (target.kind === 'single') client = new Redis(target.url, common);
   else if (target.kind === 'sentinel') {
