@@ -15,7 +15,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { LookupFunction, Socket } from 'node:net';
 import { type Duplex, PassThrough, type Readable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
-import { Agent, buildConnector, type Dispatcher, Pool } from 'undici';
+import type { buildConnector as BuildConnector, Dispatcher } from 'undici';
 import { PolicyError } from '../errors.ts';
 import { announcesBody } from './request-framing.ts';
 import {
@@ -24,6 +24,7 @@ import {
   type ResponseHook,
   ResponseRelay,
 } from './response-relay.ts';
+import { Agent, buildConnector, Pool } from './undici-core.ts';
 import { UpgradeRelay } from './upgrade-relay.ts';
 import { isConnectionLost, upstreamError } from './upstream-errors.ts';
 import type { UpstreamHeaders } from './upstream-headers.ts';
@@ -115,11 +116,11 @@ const CLIENT_GONE = 'the client closed the connection';
  * undici's connector with the timeout and lookup, TLS with the options of the
  * moment for `https:` origins, telling `onConnect` about each connection it makes.
  */
-function watchedConnector(timeout: number, options: ForwarderOptions): buildConnector.connector {
+function watchedConnector(timeout: number, options: ForwarderOptions): BuildConnector.connector {
   const base = { timeout, ...(options.lookup ? { lookup: options.lookup } : {}) };
   const plain = buildConnector(base);
   const { onConnect, tls } = options;
-  const connect: buildConnector.connector = tls
+  const connect: BuildConnector.connector = tls
     ? (opts, callback) => {
         if (opts.protocol !== 'https:') return plain(opts, callback);
         let secure: ConnectionOptions;
@@ -130,7 +131,7 @@ function watchedConnector(timeout: number, options: ForwarderOptions): buildConn
           return;
         }
         // A connector per connection: the certificate in force may have changed since the last one.
-        return buildConnector({ ...base, ...secure } as buildConnector.BuildOptions)(opts, callback);
+        return buildConnector({ ...base, ...secure } as BuildConnector.BuildOptions)(opts, callback);
       }
     : plain;
   if (!onConnect) return connect;
