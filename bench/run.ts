@@ -568,6 +568,8 @@ async function startTollgate(
           'tollgate',
           existsSync(agentNode) ? agentNode : process.execPath,
           [
+            // As bin/tollgate runs the agent (a --max-semi-space-size of --agent-node-options wins).
+            ...(/semi-space-size/.test(env.NODE_OPTIONS ?? '') ? [] : ['--max-semi-space-size=8']),
             '--enable-source-maps',
             '--cpu-prof',
             '--cpu-prof-dir',
