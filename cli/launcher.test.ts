@@ -1,8 +1,8 @@
 /**
- * bin/tollgate's V8 flags: the agent runs with 8 MiB semi-spaces and no
- * allocation-site pretenuring, the operator with 1 MiB semi-spaces, and a
- * --max-semi-space-size in NODE_OPTIONS replaces them (docs/agent.md § Memory
- * and CPU). A preloaded module prints the flags node got and exits before the
+ * bin/tollgate's V8 flags: the agent runs with 8 MiB semi-spaces, no
+ * allocation-site pretenuring and single-threaded GC, the operator with 1 MiB
+ * semi-spaces, and a --max-semi-space-size in NODE_OPTIONS replaces them
+ * (docs/agent.md § Memory and CPU). A preloaded module prints the flags node got and exits before the
  * CLI runs.
  */
 import assert from 'node:assert/strict';
@@ -21,10 +21,11 @@ function execArgvOf(args: string[], nodeOptions: string): string[] {
 }
 
 describe('bin/tollgate', () => {
-  test('runs the agent with 8 MiB semi-spaces and without allocation-site pretenuring', () => {
+  test('runs the agent with 8 MiB semi-spaces, without allocation-site pretenuring, GC on its own thread', () => {
     assert.deepEqual(execArgvOf(['agent', '--help'], PRINT), [
       '--max-semi-space-size=8',
       '--no-allocation-site-pretenuring',
+      '--single-threaded-gc',
     ]);
   });
 
