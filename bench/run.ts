@@ -571,7 +571,7 @@ async function startTollgate(
             // As bin/tollgate runs the agent (a --max-semi-space-size of --agent-node-options wins).
             ...(/semi-space-size/.test(env.NODE_OPTIONS ?? '')
               ? []
-              : ['--max-semi-space-size=8', '--no-allocation-site-pretenuring', '--single-threaded-gc']),
+              : ['--max-semi-space-size=8', '--no-allocation-site-pretenuring']),
             '--enable-source-maps',
             '--cpu-prof',
             '--cpu-prof-dir',
