@@ -563,29 +563,16 @@ async function startTollgate(
       ...(redisUrl ? ['--redis-url', redisUrl] : []),
       ...(options.extraArgs ?? []),
     ];
-    const child = cpuProf
-      ? new BenchChild(
-          'tollgate',
-          existsSync(agentNode) ? agentNode : process.execPath,
-          [
-            // As bin/tollgate runs the agent (a --max-semi-space-size of --agent-node-options wins).
-            ...(/semi-space-size/.test(env.NODE_OPTIONS ?? '')
-              ? []
-              : ['--max-semi-space-size=8', '--no-allocation-site-pretenuring']),
-            '--enable-source-maps',
-            '--cpu-prof',
-            '--cpu-prof-dir',
-            join(bench, 'profiles'),
-            '--cpu-prof-name',
-            profileName,
-            '--cpu-prof-interval',
-            '250',
-            join(root, 'dist/cli/main.js'),
-            ...agentArgs,
-          ],
-          { cpu: 1, env, discardStdout },
-        )
-      : new BenchChild('tollgate', join(root, 'bin/tollgate'), agentArgs, { cpu: 1, env, discardStdout });
+    // Through bin/tollgate in every case, so a profiled agent runs with the launcher's V8 flags too.
+    const profiling = `--enable-source-maps --cpu-prof "--cpu-prof-dir=${join(bench, 'profiles')}" --cpu-prof-name=${profileName} --cpu-prof-interval=250`;
+    const childEnv = cpuProf
+      ? { ...env, NODE_OPTIONS: `${env.NODE_OPTIONS ?? ''} ${profiling}`.trim() }
+      : env;
+    const child = new BenchChild('tollgate', join(root, 'bin/tollgate'), agentArgs, {
+      cpu: 1,
+      env: childEnv,
+      discardStdout,
+    });
     try {
       await waitReady(`http://127.0.0.1:${admin}/readyz`, child, 15_000);
       return {
